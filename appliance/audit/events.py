@@ -1,0 +1,241 @@
+"""Audit events: typed, each with a stable name. Recorded only through `appliance.audit.record`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who did it, from where, in which organisation. `actor` reads `user:12`, `apikey:3`, `cli:root`, `system`."""
+
+    actor: str
+    org_id: int | None = None
+    client_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    name: ClassVar[str] = ""
+
+    @property
+    def target(self) -> str:
+        return ""
+
+    def details(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class LoginSucceeded(AuditEvent):
+    name: ClassVar[str] = "auth.login.succeeded"
+    user_id: int
+    email: str
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class LoginFailed(AuditEvent):
+    name: ClassVar[str] = "auth.login.failed"
+    email: str
+    reason: str
+
+    @property
+    def target(self) -> str:
+        return f"email:{self.email}"
+
+
+@dataclass(frozen=True)
+class LoggedOut(AuditEvent):
+    name: ClassVar[str] = "auth.logout"
+    user_id: int
+    sessions_ended: int
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class AccessDenied(AuditEvent):
+    name: ClassVar[str] = "auth.permission.denied"
+    permission: str
+    route: str
+
+    @property
+    def target(self) -> str:
+        return f"route:{self.route}"
+
+
+@dataclass(frozen=True)
+class ApiKeyRejected(AuditEvent):
+    name: ClassVar[str] = "auth.apikey.rejected"
+    prefix: str
+    reason: str
+
+    @property
+    def target(self) -> str:
+        return f"apikey-prefix:{self.prefix}"
+
+
+@dataclass(frozen=True)
+class OrgCreated(AuditEvent):
+    name: ClassVar[str] = "org.created"
+    org_id: int
+    slug: str
+
+    @property
+    def target(self) -> str:
+        return f"org:{self.org_id}"
+
+
+@dataclass(frozen=True)
+class OrgSettingsChanged(AuditEvent):
+    name: ClassVar[str] = "org.settings.changed"
+    org_id: int
+    changes: dict[str, Any]
+
+    @property
+    def target(self) -> str:
+        return f"org:{self.org_id}"
+
+
+@dataclass(frozen=True)
+class UserCreated(AuditEvent):
+    name: ClassVar[str] = "user.created"
+    user_id: int
+    email: str
+    role: str
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class MemberAdded(AuditEvent):
+    name: ClassVar[str] = "user.member.added"
+    user_id: int
+    role: str
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class RoleChanged(AuditEvent):
+    name: ClassVar[str] = "user.role.changed"
+    user_id: int
+    old_role: str
+    new_role: str
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class UserDisabled(AuditEvent):
+    name: ClassVar[str] = "user.disabled"
+    user_id: int
+    sessions_ended: int
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class PasswordChanged(AuditEvent):
+    name: ClassVar[str] = "user.password.changed"
+    user_id: int
+    sessions_ended: int
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class ApiKeyCreated(AuditEvent):
+    name: ClassVar[str] = "apikey.created"
+    key_id: int
+    key_name: str
+    scopes: list[str]
+
+    @property
+    def target(self) -> str:
+        return f"apikey:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class ApiKeyRevoked(AuditEvent):
+    name: ClassVar[str] = "apikey.revoked"
+    key_id: int
+
+    @property
+    def target(self) -> str:
+        return f"apikey:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class AuditTrailRead(AuditEvent):
+    name: ClassVar[str] = "audit.read"
+    query: dict[str, Any]
+    returned: int
+
+    @property
+    def target(self) -> str:
+        return "audit"
+
+
+@dataclass(frozen=True)
+class AuditExported(AuditEvent):
+    name: ClassVar[str] = "audit.exported"
+    since: str | None
+    until: str | None
+    events: int
+    manifest_sha256: str
+
+    @property
+    def target(self) -> str:
+        return "audit"
+
+
+@dataclass(frozen=True)
+class AuditVerified(AuditEvent):
+    name: ClassVar[str] = "audit.verified"
+    ok: bool
+    events: int
+    first_broken: int | None
+
+    @property
+    def target(self) -> str:
+        return "audit"
+
+
+@dataclass(frozen=True)
+class SchemaMigrated(AuditEvent):
+    name: ClassVar[str] = "system.schema.migrated"
+    from_version: int
+    to_version: int
+
+    @property
+    def target(self) -> str:
+        return "database"
+
+
+@dataclass(frozen=True)
+class Initialised(AuditEvent):
+    name: ClassVar[str] = "system.initialised"
+    key_mode: str
+
+    @property
+    def target(self) -> str:
+        return "database"

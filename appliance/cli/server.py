@@ -1,0 +1,87 @@
+"""serve and demo."""
+
+from __future__ import annotations
+
+import click
+
+from appliance.auth import orgs, users
+from appliance.auth.roles import Role
+from appliance.cli.main import Obj, cli, new_admin_password, pass_obj
+from appliance.config import Settings
+from appliance.instance import Instance, cli_context, init_instance, open_instance
+from appliance.logs import configure_logging
+from appliance.paths import DataPaths
+
+DEMO_ORG = "demo"
+DEMO_ADMIN = "admin@demo.example"
+
+
+def run_server(inst: Instance) -> None:
+    import uvicorn
+
+    from appliance.web.app import create_app
+
+    settings = inst.settings
+    configure_logging(settings.log_level)
+    app = create_app(inst)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert_file) if settings.tls else None,
+        ssl_keyfile=str(settings.tls_key_file) if settings.tls else None,
+        access_log=False,  # our own structured request log replaces it
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+
+
+def print_urls(settings: Settings) -> None:
+    scheme = "https" if settings.tls else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}"
+    click.echo(f"health:   {base}/healthz")
+    click.echo(f"API docs: {base}/docs")
+    click.echo(f"sign in:  POST {base}/api/auth/login")
+
+
+@cli.command()
+@click.option("--host", help="Listen address (default: the host setting).")
+@click.option("--port", type=int, help="Listen port (default: the port setting).")
+@pass_obj
+def serve(obj: Obj, host: str | None, port: int | None) -> None:
+    """Serve the web API; applies pending migrations first."""
+    inst = open_instance(obj.settings(host=host, port=port), apply_migrations=True)
+    try:
+        print_urls(inst.settings)
+        run_server(inst)
+    finally:
+        inst.close()
+
+
+@cli.command()
+@click.option("--host", help="Listen address (default: the host setting).")
+@click.option("--port", type=int, help="Listen port (default: the port setting).")
+@pass_obj
+def demo(obj: Obj, host: str | None, port: int | None) -> None:
+    """Start with embedded defaults: creates a data dir with a demo organisation and admin if there is none,
+    prints the admin login once, then serves."""
+    settings = obj.settings(host=host, port=port)
+    paths = DataPaths(settings.data_dir)
+    if not paths.database.exists():
+        inst = init_instance(settings, cli_context())
+        org = orgs.create_org(inst.db, cli_context(), DEMO_ORG, "Riverside Clinic (demo)")
+        password = new_admin_password()
+        users.add_user(
+            inst.db, inst.passwords, cli_context(org.id), org.id, DEMO_ADMIN, password, Role.ADMIN.value, "Demo admin"
+        )
+        click.echo(f"created {settings.data_dir}")
+        click.echo(f"admin login (shown once): {DEMO_ADMIN} / {password}")
+    else:
+        inst = open_instance(settings, apply_migrations=True)
+        click.echo(f"using {settings.data_dir}; the admin login was printed when it was created")
+        click.echo(f"  (reset it with: appliance user set-password {DEMO_ADMIN} --org {DEMO_ORG})")
+    try:
+        print_urls(settings)
+        run_server(inst)
+    finally:
+        inst.close()

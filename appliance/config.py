@@ -1,0 +1,149 @@
+"""The settings registry: every setting is declared here once, with its type, default and help text.
+
+Sources, highest first: explicit arguments (the CLI's --data-dir and friends), environment variables
+`APPLIANCE_<NAME>`, the TOML file named by `APPLIANCE_CONFIG_FILE` (or `--config`), then the defaults below.
+docs/configuration.md lists every setting; a test fails when one is missing there.
+
+Settings are passed in explicitly (`load_settings()` once per process, then handed down); nothing reaches for a
+global.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from appliance.errors import ConfigError
+
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+
+
+def _strict_bool(value: Any) -> Any:
+    # "yes", "on", "y" and friends are refused: a typo in a security flag must not silently mean True.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "appliance"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APPLIANCE_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Directory holding the encrypted database, keys, indexes, exports and backups "
+        "(created 0700 by `appliance init`). Default: $XDG_DATA_HOME/appliance or ~/.local/share/appliance.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port the web server listens on.")
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate for HTTPS. With tls_key_file, the server speaks TLS itself."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key matching tls_cert_file.")
+    db_passphrase_file: Path | None = Field(
+        default=None,
+        description="File holding the database passphrase, for installations initialised with a passphrase "
+        "(`appliance init --passphrase-file`). The systemd credential `db_passphrase` is used when this is unset.",
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A console session with no request for this long expires."
+    )
+    session_max_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="A console session expires this long after sign-in, in use or not."
+    )
+    force_secure_cookies: StrictFlag = Field(
+        default=False,
+        description="Mark session cookies Secure even on plain HTTP requests (set this when TLS ends at a "
+        "reverse proxy). Cookies are always Secure on HTTPS requests.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=100, ge=1, description="API requests allowed per organisation per minute; more get 429."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted, in bytes; larger ones get 413."
+    )
+    password_min_length: int = Field(
+        default=12, ge=12, le=128, description="Minimum length of a user password (never below 12)."
+    )
+    argon2_time_cost: int = Field(default=2, ge=2, description="argon2id iterations for password hashes (>= 2).")
+    argon2_memory_kib: int = Field(
+        default=19 * 1024, ge=19 * 1024, description="argon2id memory per password hash in KiB (>= 19456)."
+    )
+    argon2_parallelism: int = Field(default=1, ge=1, le=16, description="argon2id lanes for password hashes.")
+    metrics_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default=["127.0.0.0/8", "::1/128"],
+        description="Client networks allowed to read /metrics (comma-separated CIDRs in the environment).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the structured JSON log written to stderr."
+    )
+
+    @field_validator("metrics_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for net in value:
+            ipaddress.ip_network(net, strict=False)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("APPLIANCE_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once; bad values become one ConfigError naming the setting."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ["APPLIANCE_CONFIG_FILE"] = str(config_file)
+    env_file = os.environ.get("APPLIANCE_CONFIG_FILE")
+    if env_file and not Path(env_file).is_file():
+        raise ConfigError(f"config file {env_file} (APPLIANCE_CONFIG_FILE) does not exist")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"bad setting {name}: {first['msg']}") from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"cannot read settings: {exc}") from None

@@ -1,0 +1,119 @@
+"""One installation: its settings, data dir, keys and database, created by `init` and opened by every entry point.
+
+`init` either finishes or leaves nothing behind: a failure half-way removes what it had created.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance import audit
+from appliance.audit.events import Context, Initialised, SchemaMigrated
+from appliance.auth.passwords import Passwords
+from appliance.auth.sessions import SessionPolicy
+from appliance.config import Settings
+from appliance.crypto import keys as keystore
+from appliance.crypto.signing import create_signing_key, load_signing_key
+from appliance.errors import DataDirError
+from appliance.paths import DataPaths
+from appliance.store import Database
+from appliance.store.schema import current_version, head_version, migrate
+
+
+def cli_context(org_id: int | None = None) -> Context:
+    """Audit context for commands run on the box by its operator."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    return Context(actor=f"cli:{who}", org_id=org_id)
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    paths: DataPaths
+    db: Database
+    _key: bytes = field(repr=False)
+    passwords: Passwords = field(init=False)
+    session_policy: SessionPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.passwords = Passwords(self.settings)
+        self.session_policy = SessionPolicy(
+            idle=timedelta(minutes=self.settings.session_idle_minutes),
+            max_age=timedelta(hours=self.settings.session_max_hours),
+        )
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        return load_signing_key(self.paths.audit_signing_key, self._key)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def init_instance(settings: Settings, ctx: Context, passphrase: str | None = None) -> Instance:
+    paths = DataPaths(settings.data_dir)
+    if paths.database.exists() or paths.keys.exists():
+        raise DataDirError(f"{paths.root} is already initialised")
+    created_root = not paths.root.exists()
+    if not created_root:
+        if not paths.root.is_dir():
+            raise DataDirError(f"data dir {paths.root} is not a directory")
+        if not os.access(paths.root, os.W_OK | os.X_OK):
+            raise DataDirError(f"data dir {paths.root} is not writable by this user")
+    else:
+        parent = paths.root.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise DataDirError(f"cannot create data dir {paths.root}: {parent} is not writable")
+    db: Database | None = None
+    try:
+        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        paths.root.chmod(0o700)
+        paths.keys.mkdir(mode=0o700)
+        if passphrase is None:
+            key = keystore.create_raw_key(paths)
+            mode = "raw"
+        else:
+            key = keystore.create_passphrase_key(paths, passphrase)
+            mode = "passphrase"
+        db = Database.create(paths.database, key)
+        migrate(db)
+        create_signing_key(paths.audit_signing_key, paths.audit_public_key, key)
+        with db.write() as conn:
+            audit.record(conn, ctx, Initialised(mode))
+            audit.record(conn, ctx, SchemaMigrated(0, current_version(conn)))
+    except BaseException:
+        if db is not None:
+            db.close()
+        if created_root:
+            shutil.rmtree(paths.root, ignore_errors=True)
+        else:
+            shutil.rmtree(paths.keys, ignore_errors=True)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(paths.database) + suffix).unlink(missing_ok=True)
+        raise
+    return Instance(settings, paths, db, key)
+
+
+def open_instance(settings: Settings, apply_migrations: bool = False, ctx: Context | None = None) -> Instance:
+    paths = DataPaths(settings.data_dir)
+    paths.require_existing()
+    key = keystore.load_db_key(paths, settings.db_passphrase_file)
+    db = Database.open(paths.database, key)
+    if apply_migrations:
+        with db.read() as conn:
+            before = current_version(conn)
+        if before < head_version():
+            migrate(db)
+            audit.record_alone(db, ctx or cli_context(), SchemaMigrated(before, head_version()))
+    return Instance(settings, paths, db, key)

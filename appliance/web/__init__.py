@@ -1,0 +1,1 @@
+"""HTTP entry point (FastAPI). Import `appliance.web.app.create_app`; this package stays light to import."""

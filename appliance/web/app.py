@@ -1,0 +1,78 @@
+"""The FastAPI application. Routes parse, call one domain function and shape the reply; errors become JSON with a
+stable `code` and a human `message` in the one handler below."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from appliance.errors import ApplianceError, RateLimited
+from appliance.instance import Instance
+from appliance.metrics import HttpMetrics
+from appliance.web.middleware import BodySizeLimit, RequestLog
+from appliance.web.ratelimit import RateLimiter
+from appliance.web.routes import apikeys, audit, auth, health, settings, team
+
+log = logging.getLogger("appliance.web")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated", 403: "forbidden"}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApplianceError)
+    async def appliance_error(request: Request, exc: ApplianceError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        if exc.status >= 500:
+            log.warning("request failed", extra={"fields": {"code": exc.code, "status": exc.status}})
+        return _error(exc.status, exc.code, exc.message, headers, retryable=exc.retryable)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "malformed_json", "the request body is not valid JSON")
+        # Report where and what, never the submitted value (it may be a password).
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return _error(422, "invalid_request", f"{where}: {first['msg']}", errors=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=(type(exc), exc, None))
+        return _error(500, "internal", "internal error")
+
+
+def create_app(inst: Instance) -> FastAPI:
+    app = FastAPI(
+        title="Support appliance",
+        version="0.1.0",
+        description="Self-hosted AI customer support. Every model runs on this box.",
+    )
+    app.state.instance = inst
+    app.state.metrics = HttpMetrics()
+    app.state.rate_limiter = RateLimiter(inst.settings.rate_limit_per_minute)
+    app.state.metrics_networks = [
+        ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks
+    ]
+    _install_error_handlers(app)
+    for module in (health, auth, team, apikeys, settings, audit):
+        app.include_router(module.router)
+    # The middleware added last runs first: the log line must also see the 413s the size limit sends.
+    app.add_middleware(BodySizeLimit, max_bytes=inst.settings.max_body_bytes)
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
+    return app

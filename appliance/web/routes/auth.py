@@ -1,0 +1,95 @@
+"""Sign-in, sign-out, the current principal, password change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from appliance.auth import sessions, users
+from appliance.auth.orgs import get_org
+from appliance.auth.principal import Principal
+from appliance.errors import InvalidCredentials
+from appliance.web.deps import SESSION_COOKIE, anonymous_context, client_addr, instance, public, signed_in
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    org: str | None = Field(default=None, max_length=48, description="Organisation slug (needed with several)")
+
+
+class LogoutRequest(BaseModel):
+    everywhere: bool = False
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+def _me(request: Request, principal: Principal) -> dict[str, Any]:
+    org = get_org(instance(request).db, principal.org_id)
+    return {
+        "kind": principal.kind,
+        "id": principal.id,
+        "email": principal.email,
+        "role": principal.role,
+        "permissions": sorted(p.value for p in principal.permissions),
+        "org": {"id": org.id, "slug": org.slug, "name": org.name},
+        "csrf_token": principal.csrf_token,
+    }
+
+
+@router.post("/login", dependencies=[Depends(public)], summary="Sign in with email and password")
+def login(body: LoginRequest, request: Request, response: Response) -> dict[str, Any]:
+    inst = instance(request)
+    who = users.authenticate(inst.db, inst.passwords, anonymous_context(request), body.email, body.password, body.org)
+    session = sessions.create_session(inst.db, inst.session_policy, who.user_id, who.org_id, client_addr(request))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.token,
+        max_age=inst.settings.session_max_hours * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" or inst.settings.force_secure_cookies,
+        path="/",
+    )
+    principal = sessions.resolve_session(inst.db, inst.session_policy, session.token)
+    return {**_me(request, principal), "expires_at": session.expires_at}
+
+
+@router.post("/logout", summary="Sign out here, or everywhere")
+def logout(
+    body: LogoutRequest, request: Request, response: Response, principal: Principal = Depends(signed_in)
+) -> dict[str, int]:
+    if principal.kind != "user":
+        return {"sessions_ended": 0}
+    ended = sessions.end_session(
+        instance(request).db, principal.context(client_addr(request)), principal, everywhere=body.everywhere
+    )
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"sessions_ended": ended}
+
+
+@router.get("/me", summary="Who is signed in, with role, permissions and CSRF token")
+def me(request: Request, principal: Principal = Depends(signed_in)) -> dict[str, Any]:
+    return _me(request, principal)
+
+
+@router.post("/password", summary="Change your own password (ends your other sessions)")
+def change_password(
+    body: PasswordChange, request: Request, principal: Principal = Depends(signed_in)
+) -> dict[str, str]:
+    inst = instance(request)
+    if principal.kind != "user" or principal.email is None:
+        raise InvalidCredentials("API keys have no password")
+    users.check_password(inst.db, inst.passwords, principal.id, body.current_password)
+    users.change_password(
+        inst.db, inst.passwords, principal.context(client_addr(request)), principal.id, body.new_password,
+        keep_session=principal.session_id,
+    )  # fmt: skip
+    return {"status": "changed"}

@@ -1,0 +1,87 @@
+"""Shared fixtures: a real SQLCipher installation in a temp dir, two organisations, and one seeded user per role
+(plus users of the other organisation who must always be refused)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from appliance.auth import orgs, users
+from appliance.config import Settings
+from appliance.instance import Instance, cli_context, init_instance
+from appliance.web.app import create_app
+
+PASSWORD = "correct horse battery staple"
+ROLES = ["admin", "support_manager", "agent", "knowledge_editor", "compliance_officer"]
+
+
+@dataclass
+class Seed:
+    north: int
+    south: int
+
+    @staticmethod
+    def email(role: str, org: str = "north") -> str:
+        return f"{role.replace('_', '-')}@{org}.example"
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=tmp_path / "data", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def inst(settings: Settings) -> Iterator[Instance]:
+    instance = init_instance(settings, cli_context())
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def seed(inst: Instance) -> Seed:
+    north = orgs.create_org(inst.db, cli_context(), "north", "North Clinic")
+    south = orgs.create_org(inst.db, cli_context(), "south", "South Bank")
+    for org in (north, south):
+        for role in ROLES:
+            users.add_user(
+                inst.db, inst.passwords, cli_context(org.id), org.id, Seed.email(role, org.slug), PASSWORD, role,
+                f"{role} of {org.slug}",
+            )  # fmt: skip
+    return Seed(north.id, south.id)
+
+
+def make_client(app: FastAPI) -> TestClient:
+    """In-process client that presents itself from loopback, like a local operator or monitor."""
+    return TestClient(app, client=("127.0.0.1", 50000))
+
+
+@pytest.fixture
+def app_client(inst: Instance) -> Iterator[TestClient]:
+    with make_client(create_app(inst)) as client:
+        yield client
+
+
+def login(client: TestClient, email: str, org: str | None = None) -> str:
+    """Sign in on this client (the cookie stays in it) and return the CSRF token."""
+    body = {"email": email, "password": PASSWORD}
+    if org:
+        body["org"] = org
+    response = client.post("/api/auth/login", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["csrf_token"])
+
+
+def client_for(inst: Instance, email: str) -> TestClient:
+    client = make_client(create_app(inst))
+    token = login(client, email)
+    client.headers["X-CSRF-Token"] = token
+    return client

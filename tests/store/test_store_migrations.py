@@ -1,0 +1,101 @@
+"""Upgrading from every earlier schema to the newest keeps the data and yields the same schema as a fresh install."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from appliance.store import Connection, Database
+from appliance.store.schema import all_migrations, current_version, head_version, migrate, pending
+
+NOW = "2026-01-01T00:00:00.000000Z"
+
+
+def _seed_v1(conn: Connection) -> None:
+    conn.execute("INSERT INTO orgs (id, slug, name, created_at) VALUES (1, 'old', 'Old Org', ?)", (NOW,))
+    conn.execute(
+        "INSERT INTO users (id, email, name, password_hash, created_at, password_changed_at) "
+        "VALUES (1, 'old@org.example', 'Old User', 'hash', ?, ?)",
+        (NOW, NOW),
+    )
+    conn.execute("INSERT INTO memberships VALUES (1, 1, 'admin', ?)", (NOW,))
+
+
+def _seed_v2(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO api_keys (org_id, name, prefix, secret_hash, scopes, created_by, created_at) "
+        "VALUES (1, 'k', 'abc', 'h', '[]', 'cli:root', ?)",
+        (NOW,),
+    )
+
+
+# Data each schema version can hold; a new migration adds its seeder here.
+SEEDERS: dict[int, Callable[[Connection], None]] = {1: _seed_v1, 2: _seed_v2}
+
+
+def _schema(db: Database) -> set[tuple[str, str]]:
+    with db.read() as conn:
+        return {(r[0], r[1]) for r in conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+
+
+def _columns(db: Database) -> dict[str, list[str]]:
+    with db.read() as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+
+
+def test_every_migration_has_a_seeder() -> None:
+    assert sorted(SEEDERS) == [m.version for m in all_migrations()]
+
+
+@pytest.mark.parametrize("start", range(0, head_version()))
+def test_upgrade_from_every_earlier_schema(tmp_path: Path, start: int) -> None:
+    fresh = Database.create(tmp_path / "fresh.db", secrets.token_bytes(32))
+    migrate(fresh)
+
+    db = Database.create(tmp_path / "old.db", secrets.token_bytes(32))
+    migrate(db, target=start)
+    for version in range(1, start + 1):
+        with db.write() as conn:
+            SEEDERS[version](conn)
+    with db.read() as conn:
+        assert current_version(conn) == start
+    applied = migrate(db)
+    assert [m.version for m in applied] == list(range(start + 1, head_version() + 1))
+    assert pending(db) == []
+    assert _schema(db) == _schema(fresh)
+    assert _columns(db) == _columns(fresh)
+    assert db.integrity_check() == ["ok"]
+    if start >= 1:
+        with db.read() as conn:
+            assert conn.execute("SELECT email FROM users WHERE id = 1").fetchone()[0] == "old@org.example"
+    assert migrate(db) == []  # idempotent
+    db.close()
+    fresh.close()
+
+
+def test_a_failing_migration_rolls_back_whole(tmp_path: Path) -> None:
+    db = Database.create(tmp_path / "x.db", secrets.token_bytes(32))
+    migrate(db, target=1)
+    with db.write() as conn:
+        conn.execute("CREATE TABLE api_keys (id INTEGER PRIMARY KEY)")  # makes 0002 fail half-way
+    with pytest.raises(Exception):
+        migrate(db)
+    with db.read() as conn:
+        assert current_version(conn) == 1
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(users)")]
+    assert "last_login_at" not in columns  # nothing of 0002 stayed
+    db.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = Database.create(tmp_path / "x.db", secrets.token_bytes(32))
+    migrate(db)
+    with db.write() as conn:
+        conn.execute(f"PRAGMA user_version = {head_version() + 1}")
+    with pytest.raises(Exception, match="newer than this release"):
+        pending(db)
+    db.close()

@@ -1,0 +1,73 @@
+"""`appliance demo`, as README command 1 runs it: serves /healthz and prints an admin login that works."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+APPLIANCE = str(Path(sys.executable).parent / "appliance")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")} | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [APPLIANCE, "--data-dir", str(data_dir), "demo", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _read_until_ready(proc: subprocess.Popen[str], base: str) -> str:
+    assert proc.stdout is not None
+    lines = []
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"demo exited early: {proc.stderr.read() if proc.stderr else ''}"
+        lines.append(line)
+        if "sign in:" in line:
+            break
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return "".join(lines)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("demo never answered /healthz")
+
+
+def test_demo_serves_and_prints_a_working_login_once(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start(tmp_path / "data", port)
+    try:
+        out = _read_until_ready(proc, base)
+        match = re.search(r"admin login \(shown once\): (\S+) / (\S+)", out)
+        assert match, out
+        email, password = match.groups()
+        login = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200 and login.json()["role"] == "admin"
+        assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    # Second start reuses the data dir and never prints the password again.
+    proc = _start(tmp_path / "data", port)
+    try:
+        out = _read_until_ready(proc, base)
+        assert password not in out and "shown once" not in out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
