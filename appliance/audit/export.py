@@ -164,8 +164,10 @@ def verify_export(
                 event = json.loads(raw)
             except ValueError:
                 return fail(f"{EVENTS_FILE} line {number} is not JSON", walker.checked)
-            if event.get("chain") not in anchors and isinstance(event.get("chain"), int):
-                walker.first_break = walker.first_break or Break(event.get("id"), event["chain"], "chain not in manifest")
+            if not isinstance(event, dict) or not isinstance(event.get("chain"), int):
+                return fail(f"{EVENTS_FILE} line {number} is not an audit event", walker.checked)
+            if event["chain"] not in anchors and walker.first_break is None:
+                walker.first_break = Break(event.get("id"), event["chain"], "chain not listed in the manifest")
             try:
                 walker.feed(event)
             except (KeyError, TypeError):

@@ -22,7 +22,7 @@ def run_server(inst: Instance) -> None:
     from appliance.web.app import create_app
 
     settings = inst.settings
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, also=("uvicorn", "uvicorn.error"))
     app = create_app(inst)
     uvicorn.run(
         app,
@@ -31,7 +31,7 @@ def run_server(inst: Instance) -> None:
         ssl_certfile=str(settings.tls_cert_file) if settings.tls else None,
         ssl_keyfile=str(settings.tls_key_file) if settings.tls else None,
         access_log=False,  # our own structured request log replaces it
-        log_level=settings.log_level.lower(),
+        log_config=None,  # keep the JSON handlers configured above
         server_header=False,
     )
 

@@ -64,6 +64,7 @@ def init_instance(settings: Settings, ctx: Context, passphrase: str | None = Non
     if paths.database.exists() or paths.keys.exists():
         raise DataDirError(f"{paths.root} is already initialised")
     created_root = not paths.root.exists()
+    original_mode = None if created_root else paths.root.stat().st_mode & 0o7777
     if not created_root:
         if not paths.root.is_dir():
             raise DataDirError(f"data dir {paths.root} is not a directory")
@@ -101,6 +102,8 @@ def init_instance(settings: Settings, ctx: Context, passphrase: str | None = Non
             shutil.rmtree(paths.keys, ignore_errors=True)
             for suffix in ("", "-wal", "-shm"):
                 Path(str(paths.database) + suffix).unlink(missing_ok=True)
+            if original_mode is not None:
+                paths.root.chmod(original_mode)
         raise
     return Instance(settings, paths, db, key)
 

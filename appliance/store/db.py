@@ -95,11 +95,14 @@ class Database:
         if not path.exists():
             raise DataDirError(f"no database at {path}; run `appliance init` first")
         db = cls(path, key)
-        db._connect().close()  # proves the key now, with a clear error, instead of on the first request
+        # Prove the key first on a connection that touches nothing: closing a read-write connection that failed to
+        # decrypt would still checkpoint a leftover WAL into the file, and even a read-only one rebuilds -shm after
+        # a crash. immutable=1 reads only the main file (page 1 carries the key check and the application_id).
+        db._connect(mode="ro&immutable=1").close()
         return db
 
-    def _connect(self, create: bool = False) -> Connection:
-        mode = "rwc" if create else "rw"
+    def _connect(self, create: bool = False, mode: str = "rw") -> Connection:
+        mode = "rwc" if create else mode
         try:
             conn = sqlcipher3.connect(
                 f"file:{self.path}?mode={mode}", uri=True, isolation_level=None, check_same_thread=False, timeout=10
@@ -118,6 +121,8 @@ class Database:
         if not create and app_id != APPLICATION_ID:
             conn.close()
             raise WrongKey()
+        if mode.startswith("ro"):
+            return conn
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA temp_store = MEMORY")
         # FULL: a committed message or audit event survives power loss, not just a process crash.

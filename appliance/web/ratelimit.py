@@ -14,6 +14,11 @@ class _Bucket:
     updated: float
 
 
+# Above this many keys, buckets that have refilled completely are dropped (they hold no state worth keeping),
+# so a scan from many addresses cannot grow memory without bound.
+PRUNE_ABOVE = 10_000
+
+
 class RateLimiter:
     def __init__(self, per_minute: int) -> None:
         self.capacity = float(per_minute)
@@ -27,6 +32,8 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
+                if len(self._buckets) >= PRUNE_ABOVE:
+                    self._prune(now)
                 bucket = self._buckets[key] = _Bucket(self.capacity, now)
             bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
             bucket.updated = now
@@ -34,3 +41,7 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return None
             return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+
+    def _prune(self, now: float) -> None:
+        full_after = self.capacity / self.rate
+        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < full_after}

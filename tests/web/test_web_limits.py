@@ -133,3 +133,19 @@ def test_readyz_fails_when_migrations_are_pending(tmp_path: Path) -> None:
     assert response.status_code == 503
     assert response.json()["code"] == "schema_not_current"
     inst.close()
+
+
+def test_rate_limiter_refills_and_prunes() -> None:
+    from appliance.web import ratelimit
+
+    limiter = ratelimit.RateLimiter(per_minute=60)
+    assert all(limiter.hit("org:1") is None for _ in range(60))
+    wait = limiter.hit("org:1")
+    assert wait is not None and 1 <= wait <= 2  # one token per second comes back
+    limiter._buckets["org:1"].updated -= 2.0  # two seconds pass
+    assert limiter.hit("org:1") is None
+    for i in range(ratelimit.PRUNE_ABOVE):
+        limiter._buckets[f"ip:{i}"] = ratelimit._Bucket(60.0, limiter._buckets["org:1"].updated - 120)
+    limiter.hit("ip:new")
+    assert len(limiter._buckets) < 10  # long-idle, refilled buckets were dropped; the live one stayed
+    assert "org:1" in limiter._buckets

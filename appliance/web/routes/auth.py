@@ -48,6 +48,7 @@ def _me(request: Request, principal: Principal) -> dict[str, Any]:
 def login(body: LoginRequest, request: Request, response: Response) -> dict[str, Any]:
     inst = instance(request)
     who = users.authenticate(inst.db, inst.passwords, anonymous_context(request), body.email, body.password, body.org)
+    sessions.purge_expired_sessions(inst.db, inst.session_policy)
     session = sessions.create_session(inst.db, inst.session_policy, who.user_id, who.org_id, client_addr(request))
     response.set_cookie(
         SESSION_COOKIE,
