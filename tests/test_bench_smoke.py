@@ -1,0 +1,21 @@
+"""The benchmarks keep running as the code changes (tiny sizes; the figures themselves are not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_store_bench_runs_and_prints_one_json_object(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/store.py", "--rows", "20", "--reads", "50", "--reps", "1", "--dir", str(tmp_path), "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    for figure in ("insert_single", "insert_batched", "read_point"):
+        assert report["results"][figure]["sqlcipher"] > 0 and report["results"][figure]["plain"] > 0
+    assert report["versions"]["sqlcipher"].startswith("4.")
