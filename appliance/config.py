@@ -44,6 +44,10 @@ def _strict_bool(value: Any) -> Any:
 StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
+# The repository's models/ folder (manifest and build scripts); installers copy it beside the package.
+_REPO_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "appliance"
@@ -101,6 +105,60 @@ class Settings(BaseSettings):
         default="INFO", description="Level of the structured JSON log written to stderr."
     )
 
+    # -- models ----------------------------------------------------------------------------------------------
+    models_dir: Path | None = Field(
+        default=None, description="Directory holding model files. Default: the models folder inside data_dir."
+    )
+    models_manifest: Path = Field(
+        default=_REPO_MODELS / "manifest.toml",
+        description="The shipped model manifest (names, roles, source packages, SHA-256).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="Where models run: cuda when ONNX Runtime's CUDA provider or a CUDA build of llama.cpp is "
+        "present (auto), or forced. `appliance check` shows the choice.",
+    )
+    inference_threads: int = Field(
+        default=max(1, min(4, os.cpu_count() or 1)),
+        ge=1,
+        le=256,
+        description="CPU threads per model engine (ONNX Runtime intra-op threads, llama.cpp n_threads). "
+        "Default: the number of cores, at most 4.",
+    )
+    embedder_engine: Literal["onnx", "sentence-transformers", "fake"] = Field(
+        default="onnx",
+        description="Embedding engine: onnx (ONNX Runtime, the default), sentence-transformers (torch; parity "
+        "checks and training), or fake (deterministic, for tests only).",
+    )
+    embedder_model: str = Field(default="all-minilm-l6-v2", description="Name of the embedder model to use.")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding batch.")
+    llm_engine: Literal["local", "upstream", "none", "fake"] = Field(
+        default="local",
+        description="Chat model engine: local (llama.cpp in process), upstream (an OpenAI-compatible server on "
+        "the intranet), none, or fake (deterministic, for tests only).",
+    )
+    llm_model: str = Field(default="smollm2-135m-instruct", description="Name of the local GGUF model to use.")
+    llm_instances: int = Field(
+        default=1, ge=1, le=64, description="Model instances in the local pool (each holds its own KV cache)."
+    )
+    llm_max_queue: int = Field(
+        default=16, ge=0, description="Requests allowed to wait for a free instance; more are refused with 503."
+    )
+    llm_timeout_s: float = Field(
+        default=120.0, gt=0, description="Longest a chat completion may take, queueing included, in seconds."
+    )
+    llm_context_tokens: int = Field(
+        default=4096, ge=512, description="Context window given to the local model, in tokens."
+    )
+    upstream_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible inference server on the intranet (llm_engine=upstream).",
+    )
+    upstream_model: str = Field(default="default", description="Model name sent to the upstream server.")
+    upstream_api_key_file: Path | None = Field(
+        default=None, description="File holding the bearer token for the upstream server, if it needs one."
+    )
+
     @field_validator("metrics_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
@@ -124,6 +182,10 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def tls(self) -> bool:

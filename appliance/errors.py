@@ -15,6 +15,12 @@
     ├── Conflict                        409     conflict
     ├── RateLimited                     429     rate_limited      (retryable, carries retry_after)
     ├── ConfigError                     500     config_error
+    │   └── ModelError                  500     model_error
+    │       ├── UnknownModel            404     unknown_model     (lists the models there are)
+    │       ├── ModelMissing            500     model_missing
+    │       └── ModelChecksumMismatch   500     model_checksum    (names the file and both hashes)
+    ├── Overloaded                      503     overloaded        (retryable: every model slot is busy)
+    ├── UpstreamError                   502     upstream_error    (retryable: the intranet inference server)
     └── StorageError                    500     storage_error
         ├── DataDirError                500     data_dir
         ├── WrongKey                    500     wrong_key
@@ -105,6 +111,35 @@ class RateLimited(ApplianceError):
 
 class ConfigError(ApplianceError):
     code = "config_error"
+
+
+class ModelError(ConfigError):
+    code = "model_error"
+
+
+class UnknownModel(ModelError):
+    status = 404
+    code = "unknown_model"
+
+
+class ModelMissing(ModelError):
+    code = "model_missing"
+
+
+class ModelChecksumMismatch(ModelError):
+    code = "model_checksum"
+
+
+class Overloaded(ApplianceError):
+    status = 503
+    code = "overloaded"
+    retryable = True
+
+
+class UpstreamError(ApplianceError):
+    status = 502
+    code = "upstream_error"
+    retryable = True
 
 
 class StorageError(ApplianceError):

@@ -19,3 +19,15 @@ def test_store_bench_runs_and_prints_one_json_object(tmp_path: Path) -> None:
     for figure in ("insert_single", "insert_batched", "read_point"):
         assert report["results"][figure]["sqlcipher"] > 0 and report["results"][figure]["plain"] > 0
     assert report["versions"]["sqlcipher"].startswith("4.")
+
+
+def test_embed_bench_runs_and_prints_one_json_object() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/embed.py", "--sentences", "8", "--queries", "4", "--reps", "1", "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    for batch in ("batch_32", "batch_1"):
+        figures = report["throughput_sentences_per_s"][batch]
+        assert figures["onnx"] > 0 and figures["torch"] > 0 and figures["ratio"] > 0
+    assert report["latency_ms"]["onnx"]["p50"] > 0

@@ -239,3 +239,30 @@ class Initialised(AuditEvent):
     @property
     def target(self) -> str:
         return "database"
+
+
+@dataclass(frozen=True)
+class ModelInstalled(AuditEvent):
+    name: ClassVar[str] = "model.installed"
+    model: str
+    role: str
+    package: str
+    files: dict[str, str]
+
+    @property
+    def target(self) -> str:
+        return f"model:{self.model}"
+
+
+@dataclass(frozen=True)
+class ModelRegistered(AuditEvent):
+    name: ClassVar[str] = "model.registered"
+    model: str
+    role: str
+    path: str
+    sha256: str
+    answer_capable: bool
+
+    @property
+    def target(self) -> str:
+        return f"model:{self.model}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +15,10 @@ from appliance.auth import apikeys, orgs, users
 from appliance.auth.roles import Permission, Role
 from appliance.cli.main import Obj, cli, opened, pass_obj, read_secret
 from appliance.crypto.keys import load_db_key
+from appliance.config import Settings
 from appliance.errors import ApplianceError
+from appliance.inference import registry
+from appliance.inference.device import choose_device
 from appliance.instance import cli_context, init_instance
 from appliance.paths import DataPaths
 from appliance.store import Database
@@ -94,11 +98,35 @@ def check(obj: Obj) -> None:
         result = audit.verify(db)
         report(result.ok, f"audit chain: {result.events} events" + ("" if result.ok else f", {result.first_break}"))
         report(paths.audit_signing_key.exists(), "audit signing key present")
-        report(True, "models: none required yet")
+        _check_models(settings, db, report)
     finally:
         db.close()
     if failures:
         raise SystemExit(1)
+
+
+def _check_models(settings: Settings, db: Database, report: Callable[[bool, str], None]) -> None:
+    models_dir = settings.resolved_models_dir
+    installed = {r.name: r for r in registry.list_installed(db)}
+    for record in installed.values():
+        status = registry.check(record, models_dir)
+        problems = [f for f in status.files if not f.ok]
+        detail = "" if not problems else f": {problems[0].path} " + (
+            "missing" if problems[0].actual is None else f"has {problems[0].actual}, expected {problems[0].expected}"
+        )
+        report(status.state == "present", f"model {record.name} ({record.role}) {status.state}{detail}")
+    needed = []
+    if settings.embedder_engine == "onnx":
+        needed.append(("embedder", settings.embedder_model))
+    if settings.llm_engine == "local":
+        needed.append(("llm", settings.llm_model))
+    for role, name in needed:
+        if name not in installed or installed[name].role != role:
+            report(False, f"{role} model {name} is not installed (appliance models install)")
+    try:
+        report(True, choose_device(settings.device).describe())
+    except ApplianceError as exc:
+        report(False, exc.message)
 
 
 # -- organisations -----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import click
 
 from appliance.auth import orgs, users
 from appliance.auth.roles import Role
+from appliance.inference import registry
 from appliance.cli.main import Obj, cli, new_admin_password, pass_obj
 from appliance.config import Settings
 from appliance.instance import Instance, cli_context, init_instance, open_instance
@@ -81,7 +82,16 @@ def demo(obj: Obj, host: str | None, port: int | None) -> None:
         click.echo(f"using {settings.data_dir}; the admin login was printed when it was created")
         click.echo(f"  (reset it with: appliance user set-password {DEMO_ADMIN} --org {DEMO_ORG})")
     try:
+        install_shipped_models(inst)
         print_urls(settings)
         run_server(inst)
     finally:
         inst.close()
+
+
+def install_shipped_models(inst: Instance) -> None:
+    """Put the manifest's models in place (a no-op for those already installed and verified)."""
+    manifest = inst.settings.models_manifest
+    for spec in registry.load_manifest(manifest):
+        click.echo(f"model {spec.name}: checking ...", err=True)
+        registry.install(inst.db, cli_context(), inst.settings.resolved_models_dir, spec, manifest.parent)

@@ -65,6 +65,10 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
     }
     # Should a command ever ignore --data-dir, its default lands inside tmp_path, never in the real home.
     env["XDG_DATA_HOME"] = str(home / "xdg-data-home")
+    # These tests are about storage, keys and the audit trail: run `check` without model engines, which
+    # tests/inference covers (installing them here would export the embedder for every data dir).
+    env["APPLIANCE_EMBEDDER_ENGINE"] = "fake"
+    env["APPLIANCE_LLM_ENGINE"] = "none"
     env.update(extra)
     return env
 

@@ -32,8 +32,16 @@ def _seed_v2(conn: Connection) -> None:
     )
 
 
+def _seed_v3(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO models (name, role, format, path, files, origin, added_at, added_by) "
+        "VALUES ('m', 'llm', 'gguf', 'm.gguf', '{}', 'site', ?, 'cli:root')",
+        (NOW,),
+    )
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
-SEEDERS: dict[int, Callable[[Connection], None]] = {1: _seed_v1, 2: _seed_v2}
+SEEDERS: dict[int, Callable[[Connection], None]] = {1: _seed_v1, 2: _seed_v2, 3: _seed_v3}
 
 
 def _schema(db: Database) -> set[tuple[str, str]]:

