@@ -87,3 +87,7 @@ class TextScorer(Protocol):
     labels: Sequence[str]
 
     def score(self, texts: Sequence[str]) -> list[Score]: ...
+
+
+# The sentiment model is the first TextScorer; the name the rest of the product uses for it.
+SentimentScorer = TextScorer
