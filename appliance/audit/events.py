@@ -266,3 +266,29 @@ class ModelRegistered(AuditEvent):
     @property
     def target(self) -> str:
         return f"model:{self.model}"
+
+
+@dataclass(frozen=True)
+class ArticleSaved(AuditEvent):
+    name: ClassVar[str] = "article.saved"
+    article_id: int
+    version: int
+    title: str
+    note: str
+
+    @property
+    def target(self) -> str:
+        return f"article:{self.article_id}"
+
+
+@dataclass(frozen=True)
+class ArticleStatusChanged(AuditEvent):
+    name: ClassVar[str] = "article.status.changed"
+    article_id: int
+    old_status: str
+    new_status: str
+    version: int
+
+    @property
+    def target(self) -> str:
+        return f"article:{self.article_id}"

@@ -17,7 +17,7 @@ from appliance.instance import Instance
 from appliance.metrics import HttpMetrics
 from appliance.web.middleware import BodySizeLimit, RequestLog
 from appliance.web.ratelimit import RateLimiter
-from appliance.web.routes import apikeys, audit, auth, health, settings, team
+from appliance.web.routes import apikeys, audit, auth, health, knowledge, settings, team
 
 log = logging.getLogger("appliance.web")
 
@@ -70,7 +70,7 @@ def create_app(inst: Instance) -> FastAPI:
         ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks
     ]
     _install_error_handlers(app)
-    for module in (health, auth, team, apikeys, settings, audit):
+    for module in (health, auth, team, apikeys, settings, audit, knowledge):
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
     app.add_middleware(BodySizeLimit, max_bytes=inst.settings.max_body_bytes)

@@ -40,8 +40,21 @@ def _seed_v3(conn: Connection) -> None:
     )
 
 
+def _seed_v4(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO articles (id, org_id, current_version, status, created_at, updated_at) "
+        "VALUES (1, 1, 1, 'draft', ?, ?)",
+        (NOW, NOW),
+    )
+    conn.execute(
+        "INSERT INTO article_versions (article_id, version, org_id, title, content, status, author, "
+        "content_sha256, created_at) VALUES (1, 1, 1, 'T', 'C', 'draft', 'cli:root', 'x', ?)",
+        (NOW,),
+    )
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
-SEEDERS: dict[int, Callable[[Connection], None]] = {1: _seed_v1, 2: _seed_v2, 3: _seed_v3}
+SEEDERS: dict[int, Callable[[Connection], None]] = {1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4}
 
 
 def _schema(db: Database) -> set[tuple[str, str]]:

@@ -38,6 +38,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/audit/events"): Permission.VIEW_AUDIT,
     ("GET", "/api/audit/verify"): Permission.VIEW_AUDIT,
     ("POST", "/api/audit/export"): Permission.EXPORT_AUDIT,
+    ("GET", "/api/knowledge"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/api/knowledge/{article_id}"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("PUT", "/api/knowledge/{article_id}"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge/{article_id}/status"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/api/knowledge/{article_id}/versions"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/api/knowledge/{article_id}/diff"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge/{article_id}/versions/{version}/restore"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/help/{org_slug}/articles/{article_id}"): PUBLIC,
 }
 # Framework pages that carry no data: the OpenAPI schema and its viewers.
 DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -49,6 +58,9 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/apikeys"): {"name": "crm", "scopes": ["manage_integrations"]},
     ("PUT", "/api/settings"): {"timezone": "Europe/Paris"},
     ("POST", "/api/audit/export"): {},
+    ("POST", "/api/knowledge"): {"title": "T", "content": "C"},
+    ("PUT", "/api/knowledge/{article_id}"): {"title": "T", "content": "C2"},
+    ("POST", "/api/knowledge/{article_id}/status"): {"status": "published"},
 }
 
 
@@ -98,7 +110,7 @@ def test_each_role_is_allowed_exactly_its_permissions(inst: Instance, seed: Seed
     me = client.get("/api/auth/me").json()
     agent_id = next(u["id"] for u in client_for(inst, Seed.email("admin")).get("/api/users").json()
                     if u["email"] == Seed.email("agent"))  # fmt: skip
-    ids = {"user_id": agent_id, "key_id": 999999}
+    ids = {"user_id": agent_id, "key_id": 999999, "article_id": 999999, "version": 1, "org_slug": "north"}
     held = ROLE_PERMISSIONS[Role(role)]
     assert set(me["permissions"]) == {p.value for p in held}
     for (method, path), rule in MATRIX.items():
@@ -127,6 +139,7 @@ def test_unauthenticated_requests_are_refused_everywhere_but_public(inst: Instan
     for (method, path), rule in MATRIX.items():
         if rule in (PUBLIC, MONITORING):
             continue
-        response = client.request(method, _concrete(path, {"user_id": 1, "key_id": 1}), json=BODIES.get((method, path), {}))
+        ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north"}
+        response = client.request(method, _concrete(path, ids), json=BODIES.get((method, path), {}))
         assert response.status_code == 401, f"{method} {path} answered {response.status_code} without sign-in"
         assert response.json()["code"] == "not_authenticated"

@@ -1,0 +1,130 @@
+"""Knowledge base articles (manage_knowledge_base) and the read-only help centre that citations link to."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from appliance.auth.orgs import get_org_by_slug
+from appliance.auth.principal import Principal
+from appliance.auth.roles import Permission
+from appliance.knowledge import articles
+from appliance.knowledge.render import render_markdown
+from appliance.web.deps import client_addr, instance, public, requires
+
+router = APIRouter(tags=["knowledge"])
+MANAGE_KB = requires(Permission.MANAGE_KNOWLEDGE_BASE)
+
+
+class ArticleBody(BaseModel):
+    title: str = Field(max_length=articles.MAX_TITLE)
+    content: str = Field(max_length=articles.MAX_CONTENT)
+    category: str = Field(default="", max_length=120)
+    tags: list[str] = Field(default_factory=list, max_length=articles.MAX_TAGS)
+
+
+class NewArticle(ArticleBody):
+    external_id: str | None = Field(default=None, max_length=200)
+
+
+class ArticleUpdate(ArticleBody):
+    expected_version: int | None = Field(default=None, description="409 when the article moved past this version")
+    note: str = Field(default="edited", max_length=200)
+
+
+class StatusChange(BaseModel):
+    status: str = Field(max_length=20)
+
+
+def _draft(body: ArticleBody) -> articles.Draft:
+    return articles.Draft(body.title, body.content, body.category, tuple(body.tags))
+
+
+def _out(article: articles.Article) -> dict[str, Any]:
+    return {**asdict(article), "has_unpublished_changes": article.has_unpublished_changes}
+
+
+@router.get("/api/knowledge", summary="List articles (search, category, tag, status filters, pagination)")
+def list_articles(
+    request: Request,
+    principal: Principal = MANAGE_KB,
+    q: str | None = Query(default=None, max_length=200),
+    category: str | None = Query(default=None, max_length=120),
+    tag: str | None = Query(default=None, max_length=64),
+    status: str | None = Query(default=None, max_length=20),
+    page: int = Query(default=1, ge=1),
+    per_page: int = Query(default=50, ge=1, le=200),
+) -> dict[str, Any]:
+    found = articles.list_articles(instance(request).db, principal.org_id, q, category, tag, status, page, per_page)
+    return {"items": [_out(a) for a in found.items], "total": found.total, "page": page, "per_page": per_page}
+
+
+@router.post("/api/knowledge", status_code=201, summary="Create an article (a draft)")
+def create_article(body: NewArticle, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    ctx = principal.context(client_addr(request))
+    return _out(articles.create_article(instance(request).db, ctx, principal.org_id, _draft(body), body.external_id))
+
+
+@router.get("/api/knowledge/{article_id}", summary="One article, its latest version and the rendered HTML")
+def get_article(article_id: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    article = articles.get_article(instance(request).db, principal.org_id, article_id)
+    return {**_out(article), "html": render_markdown(article.latest.content)}
+
+
+@router.put("/api/knowledge/{article_id}", summary="Save a new version")
+def update_article(
+    article_id: int, body: ArticleUpdate, request: Request, principal: Principal = MANAGE_KB
+) -> dict[str, Any]:
+    ctx = principal.context(client_addr(request))
+    return _out(
+        articles.update_article(
+            instance(request).db, ctx, principal.org_id, article_id, _draft(body), body.note, body.expected_version
+        )
+    )
+
+
+@router.post("/api/knowledge/{article_id}/status", summary="Publish, archive or withdraw to draft")
+def set_status(article_id: int, body: StatusChange, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    ctx = principal.context(client_addr(request))
+    return _out(articles.set_status(instance(request).db, ctx, principal.org_id, article_id, body.status))
+
+
+@router.get("/api/knowledge/{article_id}/versions", summary="All versions, newest first")
+def versions(article_id: int, request: Request, principal: Principal = MANAGE_KB) -> list[dict[str, Any]]:
+    return [asdict(v) for v in articles.list_versions(instance(request).db, principal.org_id, article_id)]
+
+
+@router.get("/api/knowledge/{article_id}/diff", summary="Side-by-side diff of two versions")
+def diff(
+    article_id: int, request: Request, principal: Principal = MANAGE_KB, old: int = Query(ge=1), new: int = Query(ge=1)
+) -> dict[str, Any]:
+    return articles.diff_versions(instance(request).db, principal.org_id, article_id, old, new)
+
+
+@router.post("/api/knowledge/{article_id}/versions/{version}/restore", summary="Restore a version (as a new one)")
+def restore(article_id: int, version: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    ctx = principal.context(client_addr(request))
+    return _out(articles.restore_version(instance(request).db, ctx, principal.org_id, article_id, version))
+
+
+@router.get(
+    "/help/{org_slug}/articles/{article_id}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(public)],
+    summary="The published version of an article, as a help-centre page",
+)
+def help_article(org_slug: str, article_id: int, request: Request) -> HTMLResponse:
+    db = instance(request).db
+    version = articles.published_version(db, get_org_by_slug(db, org_slug).id, article_id)
+    page = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(version.title)}</title></head><body><main><article>"
+        f"<h1>{html.escape(version.title)}</h1>{render_markdown(version.content)}</article></main></body></html>"
+    )
+    # The page is the organisation's own content, sanitised; it still gets no script at all.
+    return HTMLResponse(page, headers={"Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'self'"})
