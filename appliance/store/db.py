@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 import sqlcipher3
@@ -105,8 +106,9 @@ class Database:
         mode = "rwc" if create else mode
         try:
             conn = sqlcipher3.connect(
-                f"file:{self.path}?mode={mode}", uri=True, isolation_level=None, check_same_thread=False, timeout=10
-            )
+                f"file:{quote(str(self.path))}?mode={mode}",  # quoted: a '?' or '#' in the path is not a URI part
+                uri=True, isolation_level=None, check_same_thread=False, timeout=10,
+            )  # fmt: skip
         except dbapi2.Error as exc:
             raise DataDirError(f"cannot open database {self.path}: {exc}") from None
         try:

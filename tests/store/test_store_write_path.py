@@ -128,3 +128,16 @@ def test_full_error_maps_to_storage_full(tmp_path: Path) -> None:
     with db.read() as conn:
         assert conn.execute("SELECT count(*) FROM orgs").fetchone()[0] == 0
     db.close()
+
+
+def test_paths_with_uri_characters_open(tmp_path: Path) -> None:
+    odd = tmp_path / "data dir #1?x=y"
+    odd.mkdir()
+    key = secrets.token_bytes(32)
+    db = Database.create(odd / "x.db", key)
+    migrate(db)
+    db.close()
+    reopened = Database.open(odd / "x.db", key)
+    assert reopened.integrity_check() == ["ok"]
+    reopened.close()
+    assert sorted(p.name for p in odd.iterdir() if p.name.startswith("x.db")) == ["x.db"]  # nothing created beside it
