@@ -3,6 +3,8 @@ needs it, so importing this module (and the web app) stays light."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -61,6 +63,39 @@ class Generation(Protocol):
 
     def cancel(self) -> None:
         """Stop generating and free the model slot (a client that disconnected)."""
+
+
+FinishReason = Literal["stop", "length", "cancelled", "timeout"]
+
+
+class StreamingGeneration:
+    """What every engine's Generation shares: the stream starts on first iteration and stays the same iterator, a
+    cancel flag any thread may set, and the finish reason with the total time. Engines implement `_run()`."""
+
+    def __init__(self, result: GenerationResult, started: float | None = None) -> None:
+        self.result = result
+        self.started = time.monotonic() if started is None else started
+        self._cancel = threading.Event()
+        self._stream: Iterator[str] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def __iter__(self) -> Iterator[str]:
+        if self._stream is None:
+            self._stream = self._run()
+        return self._stream
+
+    def _finish(self, reason: FinishReason) -> None:
+        self.result.finish_reason = reason
+        self.result.timings["total_s"] = time.monotonic() - self.started
+
+    def _run(self) -> Iterator[str]:
+        raise NotImplementedError
 
 
 @runtime_checkable

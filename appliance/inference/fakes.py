@@ -9,13 +9,11 @@ words, and the prompt is every message's words. It applies a simple context rule
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from typing import Literal
 
 from appliance.errors import InvalidValue
-from appliance.inference.base import GenerationRequest, GenerationResult
+from appliance.inference.base import GenerationRequest, GenerationResult, StreamingGeneration
 
 ECHO_PREFIX = "Echo:"
 _MIN_COMPLETION = 64
@@ -43,14 +41,13 @@ class FakeGenerator:
         return [ECHO_PREFIX, *last_user.split()]
 
 
-class FakeGeneration:
+class FakeGeneration(StreamingGeneration):
     def __init__(self, owner: FakeGenerator, request: GenerationRequest) -> None:
+        super().__init__(GenerationResult(model=owner.name))
         self._owner = owner
         self._request = request
-        self._cancel = threading.Event()
-        self._started = time.monotonic()
         timeout = request.timeout_s if request.timeout_s is not None else 120.0
-        self._deadline = self._started + timeout
+        self._deadline = self.started + timeout
         prompt = sum(owner.count_tokens(m.content) for m in request.messages)
         window = owner.context_window
         self._max_tokens = request.max_tokens
@@ -58,22 +55,8 @@ class FakeGeneration:
         if prompt + self._max_tokens > window:
             self._max_tokens = max(min(self._max_tokens, _MIN_COMPLETION), window - prompt)
             truncated = max(0, prompt + self._max_tokens - window)
-        self.result = GenerationResult(
-            prompt_tokens=prompt - truncated, truncated_prompt_tokens=truncated, model=owner.name
-        )
-        self._stream: Iterator[str] | None = None
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def __iter__(self) -> Iterator[str]:
-        if self._stream is None:
-            self._stream = self._run()
-        return self._stream
-
-    def _finish(self, reason: Literal["stop", "length", "cancelled", "timeout"]) -> None:
-        self.result.finish_reason = reason
-        self.result.timings["total_s"] = time.monotonic() - self._started
+        self.result.prompt_tokens = prompt - truncated
+        self.result.truncated_prompt_tokens = truncated
 
     def _run(self) -> Iterator[str]:
         result, stops = self.result, [s for s in self._request.stop if s]
@@ -88,7 +71,7 @@ class FakeGeneration:
                 if time.monotonic() >= self._deadline:
                     self._finish("timeout")
                     return
-                result.timings.setdefault("first_token_s", time.monotonic() - self._started)
+                result.timings.setdefault("first_token_s", time.monotonic() - self.started)
                 delta = word if not result.text else " " + word
                 result.completion_tokens += 1
                 hit = min((i for i in ((result.text + delta).find(s) for s in stops) if i >= 0), default=-1)

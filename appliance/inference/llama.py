@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from appliance.errors import ConfigError, InvalidValue, ModelError, ModelMissing, Overloaded
-from appliance.inference.base import ChatMessage, GenerationRequest, GenerationResult
+from appliance.inference.base import ChatMessage, GenerationRequest, GenerationResult, StreamingGeneration
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -349,39 +349,24 @@ class LlamaGenerator:
             self._cond.notify_all()
 
 
-class _LlamaGeneration:
+class _LlamaGeneration(StreamingGeneration):
     """One request's stream. Iterate once (from one thread); `cancel()` may come from any thread."""
 
     def __init__(
         self, owner: LlamaGenerator, request: GenerationRequest, prompt: _Prompt, started: float, deadline: float
     ) -> None:
-        self.result = GenerationResult(
+        result = GenerationResult(
             prompt_tokens=len(prompt.tokens), truncated_prompt_tokens=prompt.truncated, model=owner.name
         )
+        super().__init__(result, started)
         self.request = request
         self.prompt = prompt
-        self.started = started
         self.deadline = deadline
         self._owner = owner
-        self._cancel = threading.Event()
-        self._stream: Iterator[str] | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
 
     def cancel(self) -> None:
-        self._cancel.set()
+        super().cancel()
         self._owner._wake()  # a request still queued stops waiting now
-
-    def __iter__(self) -> Iterator[str]:
-        if self._stream is None:
-            self._stream = self._run()
-        return self._stream
-
-    def _finish(self, reason: Literal["stop", "length", "cancelled", "timeout"]) -> None:
-        self.result.finish_reason = reason
-        self.result.timings["total_s"] = time.monotonic() - self.started
 
     def _interrupted(self) -> bool:
         if self.cancelled:

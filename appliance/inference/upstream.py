@@ -33,7 +33,7 @@ from typing import Any, Literal
 import httpx
 
 from appliance.errors import InvalidValue, UpstreamError
-from appliance.inference.base import GenerationRequest, GenerationResult
+from appliance.inference.base import FinishReason, GenerationRequest, GenerationResult, StreamingGeneration
 
 CHARS_PER_TOKEN = 4  # the fallback approximation of count_tokens
 _CONNECT_TIMEOUT_S = 10.0
@@ -119,36 +119,29 @@ class OpenAIUpstreamGenerator:
         self._client.close()
 
 
-class UpstreamGeneration:
+class UpstreamGeneration(StreamingGeneration):
     """One streamed request. Iterate once (from one thread); `cancel()` may come from any thread."""
 
     def __init__(self, owner: OpenAIUpstreamGenerator, request: GenerationRequest) -> None:
-        self.result = GenerationResult(model=owner.model)
+        super().__init__(GenerationResult(model=owner.model))
         self._owner = owner
         self._request = request
-        self._started = time.monotonic()
         timeout = request.timeout_s if request.timeout_s is not None else owner.timeout_s
-        self._deadline = self._started + timeout
-        self._cancel = threading.Event()
+        self._deadline = self.started + timeout
         self._lock = threading.Lock()
         self._response: httpx.Response | None = None
-        self._stream: Iterator[str] | None = None
 
     def cancel(self) -> None:
-        self._cancel.set()
+        super().cancel()
         with self._lock:
             if self._response is not None:
                 self._response.close()
 
-    def __iter__(self) -> Iterator[str]:
-        if self._stream is None:
-            self._stream = self._run()
-        return self._stream
-
-    def _finish(self, reason: Literal["stop", "length", "cancelled", "timeout"]) -> None:
+    def _finish(self, reason: FinishReason) -> None:
+        # The first reason stands: a cancel that closed the response also ends the read loop with an error.
         if not self.result.finish_reason:
             self.result.finish_reason = reason
-        self.result.timings["total_s"] = time.monotonic() - self._started
+        self.result.timings["total_s"] = time.monotonic() - self.started
 
     def _body(self) -> dict[str, Any]:
         request = self._request
@@ -178,7 +171,7 @@ class UpstreamGeneration:
             with owner._client.stream("POST", "/v1/chat/completions", json=self._body(), timeout=timeout) as response:
                 with self._lock:
                     self._response = response
-                result.timings["queue_s"] = time.monotonic() - self._started  # until the server's headers
+                result.timings["queue_s"] = time.monotonic() - self.started  # until the server's headers
                 if response.status_code >= 400:
                     response.read()
                     raise UpstreamError(
@@ -195,7 +188,7 @@ class UpstreamGeneration:
                     delta = self._read_chunk(payload, url)
                     if delta:
                         deltas += 1
-                        result.timings.setdefault("first_token_s", time.monotonic() - self._started)
+                        result.timings.setdefault("first_token_s", time.monotonic() - self.started)
                         result.text += delta
                         yield delta
                     if time.monotonic() >= self._deadline:
