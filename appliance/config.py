@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted, in bytes; larger ones get 413."
     )
+    import_max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="Largest upload accepted by the knowledge-base import (POST /api/knowledge/import), in bytes; "
+        "larger ones get 413. Every other request stays under max_body_bytes.",
+    )
     password_min_length: int = Field(
         default=12, ge=12, le=128, description="Minimum length of a user password (never below 12)."
     )
@@ -132,6 +138,16 @@ class Settings(BaseSettings):
     )
     embedder_model: str = Field(default="all-minilm-l6-v2", description="Name of the embedder model to use.")
     embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding batch.")
+    index_approximate_above: int = Field(
+        default=50_000, ge=1000,
+        description="Passages per organisation above which the dense index switches from exact to approximate "
+        "search (measured by bench/retrieval.py).",
+    )  # fmt: skip
+    retrieval_lexical_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Weight of the lexical (BM25) score in hybrid search; the dense score gets the rest (1: "
+        "lexical only). Tuned on the dev data with `appliance eval retrieval`.",
+    )  # fmt: skip
     llm_engine: Literal["local", "upstream", "none", "fake"] = Field(
         default="local",
         description="Chat model engine: local (llama.cpp in process), upstream (an OpenAI-compatible server on "

@@ -43,6 +43,21 @@ class DataPaths:
     def exports(self) -> Path:
         return self.root / "exports"
 
+    @property
+    def uploads(self) -> Path:
+        """Uploaded files while a request works on them (knowledge-base imports); each is deleted afterwards."""
+        return self.root / "uploads"
+
+    @property
+    def index(self) -> Path:
+        """Dense retrieval indexes, one AES-256-GCM sealed file per organisation (a cache of the database)."""
+        return self.root / "index"
+
+    @property
+    def task_queue(self) -> Path:
+        """The background task queue (SQLite, unencrypted: it carries ids only, never customer or article text)."""
+        return self.root / "queue.db"
+
     def require_existing(self) -> None:
         """Fail with one clear line when the data dir is missing, is not a directory, or is read-only."""
         if not self.root.exists():

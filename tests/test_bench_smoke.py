@@ -31,3 +31,19 @@ def test_embed_bench_runs_and_prints_one_json_object() -> None:
         figures = report["throughput_sentences_per_s"][batch]
         assert figures["onnx"] > 0 and figures["torch"] > 0 and figures["ratio"] > 0
     assert report["latency_ms"]["onnx"]["p50"] > 0
+
+
+def test_retrieval_bench_vectors_runs_and_prints_one_json_object() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/retrieval.py", "vectors", "--n", "2000", "--dim", "32", "--queries", "20",
+         "--exact-queries", "10", "--batch", "500", "--threads", "1", "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    configs = [r["config"] for r in report["results"]]
+    assert configs[0].startswith("exact") and any(c.startswith("ivf-flat") for c in configs)
+    assert any(c.startswith("hnsw") for c in configs)
+    for result in report["results"]:
+        assert result["p95_ms"] > 0 and 0 <= result["recall_at_10"] <= 1
+    assert report["vector_index"]["recall_at_10"] == 1.0  # still exact at this size
+    assert report["chosen"]["kind"] == "ivf-flat"

@@ -60,6 +60,13 @@ def test_demo_serves_and_prints_a_working_login_once(tmp_path: Path) -> None:
         login = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": password})
         assert login.status_code == 200 and login.json()["role"] == "admin"
         assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+        # The demo help centre is imported and indexed before the server answers.
+        found = httpx.get(
+            f"{base}/api/retrieval/search", params={"q": "I forgot my portal password, how do I get a new one?"},
+            cookies=login.cookies,
+        )  # fmt: skip
+        assert found.status_code == 200 and found.json()["dense_used"], found.text
+        assert found.json()["articles"][0]["title"] == "Resetting a forgotten password"
     finally:
         proc.terminate()
         proc.wait(timeout=20)

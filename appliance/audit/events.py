@@ -292,3 +292,19 @@ class ArticleStatusChanged(AuditEvent):
     @property
     def target(self) -> str:
         return f"article:{self.article_id}"
+
+
+@dataclass(frozen=True)
+class ArticlesImported(AuditEvent):
+    """One import run; each article it created or changed has its own article.saved event too."""
+
+    name: ClassVar[str] = "article.imported"
+    source: str
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+
+    @property
+    def target(self) -> str:
+        return f"import:{self.source}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from appliance.auth import orgs, users
 from appliance.auth.roles import Role
 from appliance.inference import registry
+from appliance.knowledge.importers import common, markdown
 from appliance.cli.main import Obj, cli, new_admin_password, pass_obj
 from appliance.config import Settings
 from appliance.instance import Instance, cli_context, init_instance, open_instance
@@ -15,6 +18,7 @@ from appliance.paths import DataPaths
 
 DEMO_ORG = "demo"
 DEMO_ADMIN = "admin@demo.example"
+DEMO_KB = Path(__file__).resolve().parents[1] / "demo_kb" / "articles"
 
 
 def run_server(inst: Instance) -> None:
@@ -23,8 +27,10 @@ def run_server(inst: Instance) -> None:
     from appliance.web.app import create_app
 
     settings = inst.settings
+    from appliance.tasks import Tasks
+
     configure_logging(settings.log_level, also=("uvicorn", "uvicorn.error"))
-    app = create_app(inst)
+    app = create_app(inst, Tasks(inst))
     uvicorn.run(
         app,
         host=settings.host,
@@ -83,10 +89,23 @@ def demo(obj: Obj, host: str | None, port: int | None) -> None:
         click.echo(f"  (reset it with: appliance user set-password {DEMO_ADMIN} --org {DEMO_ORG})")
     try:
         install_shipped_models(inst)
+        load_demo_kb(inst)
         print_urls(settings)
         run_server(inst)
     finally:
         inst.close()
+
+
+def load_demo_kb(inst: Instance) -> None:
+    """The demo organisation's help centre, imported (idempotently) and indexed before serving."""
+    org = orgs.get_org_by_slug(inst.db, DEMO_ORG)
+    report = common.apply(inst.db, cli_context(org.id), org.id, markdown.read_folder(DEMO_KB), dry_run=False)
+    counts = report.counts
+    click.echo(f"demo knowledge base: {counts['created']} created, {counts['updated']} updated, "
+               f"{counts['unchanged']} unchanged, {counts['failed']} failed", err=True)  # fmt: skip
+    run = inst.knowledge.indexer.process_pending(org.id)
+    if run.changed:
+        click.echo(f"indexed {run.changed} articles ({run.chunks_added} passages)", err=True)
 
 
 def install_shipped_models(inst: Instance) -> None:

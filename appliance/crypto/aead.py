@@ -35,7 +35,9 @@ def write_sealed(path: Path, key: bytes, plaintext: bytes, associated_data: byte
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, seal(key, plaintext, associated_data))
+        view = memoryview(seal(key, plaintext, associated_data))
+        while view:  # one write may take only part of a large buffer
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import shutil
@@ -23,6 +24,9 @@ from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
 from appliance.errors import DataDirError
 from appliance.paths import DataPaths
+from appliance.retrieval.dense import KEY_PURPOSE as DENSE_KEY_PURPOSE
+from appliance.retrieval.search import FusionConfig
+from appliance.retrieval.service import KnowledgeIndex
 from appliance.store import Database
 from appliance.store.schema import current_version, head_version, migrate
 
@@ -54,6 +58,21 @@ class Instance:
 
     def signing_key(self) -> Ed25519PrivateKey:
         return load_signing_key(self.paths.audit_signing_key, self._key)
+
+    @functools.cached_property
+    def knowledge(self) -> KnowledgeIndex:
+        """The retrieval index of this installation (the embedder loads on first use)."""
+        from appliance.inference.loader import build_embedder
+
+        return KnowledgeIndex(
+            self.db, self.paths.index, self.subkey(DENSE_KEY_PURPOSE),
+            lambda: build_embedder(self.settings, self.db), self.settings.index_approximate_above,
+            FusionConfig(lexical_weight=self.settings.retrieval_lexical_weight),
+        )  # fmt: skip
+
+    def subkey(self, purpose: str) -> bytes:
+        """A key for one purpose (sealed index files, backups), derived from the database key."""
+        return keystore.subkey(self._key, purpose)
 
     def close(self) -> None:
         self.db.close()

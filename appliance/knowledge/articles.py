@@ -100,6 +100,13 @@ def _insert_version(conn: Connection, org_id: int, article_id: int, version: int
     )  # fmt: skip
 
 
+def _queue_for_index(conn: Connection, org_id: int, article_id: int) -> None:
+    """Every change is queued for the retrieval index in its own transaction; the indexer works out what changed."""
+    conn.execute(
+        "INSERT INTO index_outbox (org_id, article_id, queued_at) VALUES (?, ?, ?)", (org_id, article_id, now_iso())
+    )
+
+
 def create_article(
     db: Database, ctx: Context, org_id: int, draft: Draft, external_id: str | None = None
 ) -> Article:
@@ -115,6 +122,7 @@ def create_article(
             article_id = int(cur.lastrowid or 0)
             _insert_version(conn, org_id, article_id, 1, draft, "draft", ctx.actor, "created")
             audit.record(conn, ctx, ArticleSaved(article_id, 1, draft.title, "created"))
+            _queue_for_index(conn, org_id, article_id)
     except Exception as exc:
         if unique_violation(exc):
             raise Conflict(f"an article with external id {external_id!r} already exists") from None
@@ -148,6 +156,7 @@ def update_article(
             "UPDATE articles SET current_version = ?, updated_at = ? WHERE id = ?", (version, now_iso(), article_id)
         )
         audit.record(conn, ctx, ArticleSaved(article_id, version, draft.title, note[:200]))
+        _queue_for_index(conn, org_id, article_id)
     return get_article(db, org_id, article_id)
 
 
@@ -165,6 +174,7 @@ def set_status(db: Database, ctx: Context, org_id: int, article_id: int, status:
             (status, published, now_iso(), article_id),
         )
         audit.record(conn, ctx, ArticleStatusChanged(article_id, row["status"], status, row["current_version"]))
+        _queue_for_index(conn, org_id, article_id)
     return get_article(db, org_id, article_id)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,9 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from appliance.errors import ApplianceError, RateLimited
 from appliance.instance import Instance
 from appliance.metrics import HttpMetrics
+from appliance.tasks import Tasks
 from appliance.web.middleware import BodySizeLimit, RequestLog
 from appliance.web.ratelimit import RateLimiter
-from appliance.web.routes import apikeys, audit, auth, health, knowledge, settings, team
+from appliance.web.routes import apikeys, audit, auth, health, knowledge, retrieval, settings, team
 
 log = logging.getLogger("appliance.web")
 
@@ -57,22 +60,39 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "internal error")
 
 
-def create_app(inst: Instance) -> FastAPI:
+def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
+    """tasks: the background queue; by default tasks run in the request's thread as they are enqueued."""
+    tasks = tasks or Tasks(inst, immediate=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks.start()
+        try:
+            yield
+        finally:
+            tasks.stop()
+
     app = FastAPI(
         title="Support appliance",
         version="0.1.0",
         description="Self-hosted AI customer support. Every model runs on this box.",
+        lifespan=lifespan,
     )
     app.state.instance = inst
+    app.state.tasks = tasks
     app.state.metrics = HttpMetrics()
     app.state.rate_limiter = RateLimiter(inst.settings.rate_limit_per_minute)
     app.state.metrics_networks = [
         ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks
     ]
     _install_error_handlers(app)
-    for module in (health, auth, team, apikeys, settings, audit, knowledge):
+    for module in (health, auth, team, apikeys, settings, audit, knowledge, retrieval):
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
-    app.add_middleware(BodySizeLimit, max_bytes=inst.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=inst.settings.max_body_bytes,
+        streamed={knowledge.IMPORT_PATH: inst.settings.import_max_bytes},
+    )
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app

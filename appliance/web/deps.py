@@ -40,6 +40,11 @@ def instance(request: Request) -> Instance:
     return inst
 
 
+def knowledge_changed(request: Request, org_id: int) -> None:
+    """Articles changed: bring the organisation's retrieval index up to date (a background task carrying the id)."""
+    request.app.state.tasks.index_org(org_id)
+
+
 def client_addr(request: Request) -> str | None:
     return request.client.host if request.client else None
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from appliance.errors import PayloadTooLarge
 from appliance.metrics import HttpMetrics
 
 log = logging.getLogger("appliance.web")
@@ -31,19 +32,40 @@ async def send_json_error(send: Send, status: int, code: str, message: str) -> N
     await send({"type": "http.response.body", "body": body})
 
 
+def _counted(receive: Receive, max_bytes: int, message: str) -> Receive:
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        msg = await receive()
+        if msg["type"] == "http.request":
+            size += len(msg.get("body", b""))
+            if size > max_bytes:
+                raise PayloadTooLarge(message)
+        return msg
+
+    return counted
+
+
 class BodySizeLimit:
     """Refuses bodies over max_bytes with 413 before the app sees them. The body is read here in full (it is at
-    most max_bytes) and replayed, because frameworks turn errors raised while they read a body into a 400."""
+    most max_bytes) and replayed, because frameworks turn errors raised while they read a body into a 400.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `streamed` maps the paths of routes that read their own body as a stream (uploads, written to a file) to their
+    own larger limit. Those bodies are counted as they pass instead of held here: going past the limit raises
+    PayloadTooLarge inside the route, which the error handler answers with the same 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"request body larger than {self.max_bytes} bytes"
+        max_bytes = self.streamed.get(scope["path"], self.max_bytes)
+        message = f"request body larger than {max_bytes} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -51,9 +73,12 @@ class BodySizeLimit:
                 except ValueError:
                     await send_json_error(send, 400, "bad_input", "malformed Content-Length header")
                     return
-                if declared > self.max_bytes:
+                if declared > max_bytes:
                     await send_json_error(send, 413, "payload_too_large", message)
                     return
+        if scope["path"] in self.streamed:
+            await self.app(scope, _counted(receive, max_bytes, message), send)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:

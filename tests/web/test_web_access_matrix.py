@@ -46,7 +46,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/knowledge/{article_id}/versions"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("GET", "/api/knowledge/{article_id}/diff"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("POST", "/api/knowledge/{article_id}/versions/{version}/restore"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge/import"): Permission.MANAGE_KNOWLEDGE_BASE,  # multipart: a JSON body gets 400
     ("GET", "/help/{org_slug}/articles/{article_id}"): PUBLIC,
+    ("GET", "/api/retrieval/search"): Permission.MANAGE_KNOWLEDGE_BASE,
 }
 # Framework pages that carry no data: the OpenAPI schema and its viewers.
 DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from appliance.auth import orgs, users
 from appliance.instance import Instance, cli_context, init_instance
+from appliance.web import ratelimit
 from appliance.web.app import create_app
 from tests.conftest import make_client, PASSWORD, Seed, login, make_settings
 
@@ -20,7 +22,9 @@ def _two_org_instance(tmp_path: Path, **settings: object) -> Instance:
     return inst
 
 
-def test_rate_limit_is_per_organisation(tmp_path: Path) -> None:
+def test_rate_limit_is_per_organisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The clock stands still, so no token refills however slowly this machine serves the 100 requests.
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 1000.0)
     inst = _two_org_instance(tmp_path, rate_limit_per_minute=100)
     app = create_app(inst)
     north, south = make_client(app), make_client(app)

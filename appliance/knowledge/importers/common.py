@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from appliance.audit.events import Context
+from appliance import audit
+from appliance.audit.events import ArticlesImported, Context
 from appliance.errors import ApplianceError
 from appliance.knowledge import articles
 from appliance.store import Database
@@ -64,13 +65,19 @@ def _same(article: articles.Article, draft: articles.Draft) -> bool:
 
 def apply(
     db: Database, ctx: Context, org_id: int, incoming: Iterable[Incoming], dry_run: bool,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, source: str | None = None,
 ) -> ImportReport:  # fmt: skip
+    """source names the run in the audit trail: one article.imported event with the counts (a dry run writes
+    nothing, so records nothing)."""
     report = ImportReport(dry_run)
     for item in incoming:
         report.items.append(_apply_one(db, ctx, org_id, item, dry_run))
         if progress is not None:
             progress(1)
+    if source is not None and not dry_run:
+        n = report.counts
+        event = ArticlesImported(source[:200], n["created"], n["updated"], n["unchanged"], n["failed"])
+        audit.record_alone(db, ctx, event)
     return report
 
 

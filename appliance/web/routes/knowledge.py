@@ -9,16 +9,21 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from appliance.auth.orgs import get_org_by_slug
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
+from appliance.errors import InvalidValue
 from appliance.knowledge import articles
+from appliance.knowledge.importers import formats
 from appliance.knowledge.render import render_markdown
-from appliance.web.deps import client_addr, instance, public, requires
+from appliance.web.deps import client_addr, instance, knowledge_changed, public, requires
+from appliance.web.uploads import saved_upload
 
 router = APIRouter(tags=["knowledge"])
 MANAGE_KB = requires(Permission.MANAGE_KNOWLEDGE_BASE)
+IMPORT_PATH = "/api/knowledge/import"  # its body limit is import_max_bytes (see BodySizeLimit), not max_body_bytes
 
 
 class ArticleBody(BaseModel):
@@ -67,7 +72,9 @@ def list_articles(
 @router.post("/api/knowledge", status_code=201, summary="Create an article (a draft)")
 def create_article(body: NewArticle, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
-    return _out(articles.create_article(instance(request).db, ctx, principal.org_id, _draft(body), body.external_id))
+    article = articles.create_article(instance(request).db, ctx, principal.org_id, _draft(body), body.external_id)
+    knowledge_changed(request, principal.org_id)
+    return _out(article)
 
 
 @router.get("/api/knowledge/{article_id}", summary="One article, its latest version and the rendered HTML")
@@ -81,17 +88,19 @@ def update_article(
     article_id: int, body: ArticleUpdate, request: Request, principal: Principal = MANAGE_KB
 ) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
-    return _out(
-        articles.update_article(
-            instance(request).db, ctx, principal.org_id, article_id, _draft(body), body.note, body.expected_version
-        )
+    article = articles.update_article(
+        instance(request).db, ctx, principal.org_id, article_id, _draft(body), body.note, body.expected_version
     )
+    knowledge_changed(request, principal.org_id)
+    return _out(article)
 
 
 @router.post("/api/knowledge/{article_id}/status", summary="Publish, archive or withdraw to draft")
 def set_status(article_id: int, body: StatusChange, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
-    return _out(articles.set_status(instance(request).db, ctx, principal.org_id, article_id, body.status))
+    article = articles.set_status(instance(request).db, ctx, principal.org_id, article_id, body.status)
+    knowledge_changed(request, principal.org_id)
+    return _out(article)
 
 
 @router.get("/api/knowledge/{article_id}/versions", summary="All versions, newest first")
@@ -109,7 +118,52 @@ def diff(
 @router.post("/api/knowledge/{article_id}/versions/{version}/restore", summary="Restore a version (as a new one)")
 def restore(article_id: int, version: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
-    return _out(articles.restore_version(instance(request).db, ctx, principal.org_id, article_id, version))
+    article = articles.restore_version(instance(request).db, ctx, principal.org_id, article_id, version)
+    knowledge_changed(request, principal.org_id)
+    return _out(article)
+
+
+_FLAGS = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False, "": False}
+_IMPORT_FORM = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "A zip (Notion, Confluence), a .json or "
+                     ".jsonl (Help Scout, Zendesk), or a single .md or .html file."},
+            "format": {"type": "string", "enum": list(formats.FORMATS), "default": "auto"},
+            "dry_run": {"type": "boolean", "default": False},
+        },
+    }}},
+}  # fmt: skip
+
+
+def _flag(fields: dict[str, str], name: str) -> bool:
+    value = fields.get(name, "").strip().lower()
+    if value not in _FLAGS:
+        raise InvalidValue(f"{name} must be true or false")
+    return _FLAGS[value]
+
+
+@router.post(
+    IMPORT_PATH,
+    summary="Import articles from an uploaded export; dry_run reports what would change and writes nothing",
+    openapi_extra={"requestBody": _IMPORT_FORM},
+)
+async def import_articles(request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    inst = instance(request)
+    ctx = principal.context(client_addr(request))
+    async with saved_upload(request, inst.paths.uploads) as upload:
+        dry_run = _flag(upload.fields, "dry_run")
+        fmt = upload.fields.get("format") or "auto"
+        report = await run_in_threadpool(
+            formats.import_path, inst.db, ctx, principal.org_id, upload.path, fmt, dry_run
+        )
+    counts = report.counts
+    if not dry_run and counts["created"] + counts["updated"]:
+        await run_in_threadpool(knowledge_changed, request, principal.org_id)
+    return {"dry_run": report.dry_run, "counts": counts, "items": [asdict(item) for item in report.items]}
 
 
 @router.get(

@@ -1,0 +1,73 @@
+"""Background tasks, on huey with its own SQLite queue file in the data dir.
+
+A task message carries ids only (an organisation id), never article or customer text: the queue file is outside
+the encrypted database. The work itself is durable in the database (the index outbox), so a lost or failed message
+costs nothing: the next message for the organisation, or the sweep when the consumer starts, picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from huey import SqliteHuey
+from huey.consumer import Consumer
+
+from appliance.instance import Instance
+
+log = logging.getLogger("appliance.tasks")
+
+
+class _EmbeddedConsumer(Consumer):
+    """Worker threads inside the web process: the host (uvicorn) owns the signal handlers, not the consumer."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+class Tasks:
+    def __init__(self, inst: Instance, immediate: bool = False) -> None:
+        """immediate: run each task in the caller's thread as it is enqueued (tests, and one-shot commands)."""
+        self.inst = inst
+        queue_file = inst.paths.task_queue
+        if not immediate and not queue_file.exists():
+            os.close(os.open(queue_file, os.O_WRONLY | os.O_CREAT, 0o600))
+        self.huey = SqliteHuey("appliance", filename=str(queue_file), immediate=immediate, results=False)
+        self._consumer: Consumer | None = None
+
+        @self.huey.task(retries=2, retry_delay=5)
+        def index_org(org_id: int) -> None:
+            run = inst.knowledge.indexer.process_pending(org_id)
+            if run.changed:
+                log.info("indexed", extra={"fields": {"org_id": org_id, "articles": run.changed,
+                                                       "chunks": run.chunks_added}})  # fmt: skip
+
+        self._index_org: Any = index_org
+
+    def index_org(self, org_id: int) -> None:
+        """Bring the organisation's retrieval index up to date with its articles."""
+        try:
+            self._index_org(int(org_id))
+        except Exception:  # the outbox keeps the work; the next message or the start-up sweep retries it
+            log.exception("index task failed", extra={"fields": {"org_id": org_id}})
+
+    def sweep(self) -> None:
+        """Queue the organisations with index work left over (after a restart or a crash)."""
+        for org_id in self.inst.knowledge.indexer.pending_orgs():
+            self.index_org(org_id)
+
+    def start(self, workers: int = 1) -> None:
+        """Run the consumer in background threads of this process (it shares the in-memory indexes)."""
+        if self.huey.immediate or self._consumer is not None:
+            return
+        self._consumer = _EmbeddedConsumer(
+            self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0, shutdown_timeout=30
+        )
+        self._consumer.start()
+        self.sweep()
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer = None
