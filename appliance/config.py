@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     embedder_model: str = Field(default="all-minilm-l6-v2", description="Name of the embedder model to use.")
     embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedding batch.")
     index_approximate_above: int = Field(
-        default=50_000, ge=1000,
+        default=30_000, ge=1000,
         description="Passages per organisation above which the dense index switches from exact to approximate "
         "search (measured by bench/retrieval.py).",
     )  # fmt: skip

@@ -1,5 +1,9 @@
 """Retrieval benchmarks, one section per subcommand.
 
+kb: import + index throughput on a KB folder: the markdown importer into a fresh encrypted data dir, then the
+  indexer (60-word passages, ONNX embeddings of passages and titles, FTS5, the sealed dense index), each timed.
+  `python bench/retrieval.py kb --kb ../shared/datasets/supportbench_medical/kb`
+
 vectors: the dense leg's index (appliance.retrieval.vectors.VectorIndex) and the FAISS index kinds it could use.
 
   Data: --n base vectors and --queries held-out query vectors, --dim dimensions, drawn alike so that they resemble
@@ -31,6 +35,7 @@ import resource
 import sys
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
@@ -394,6 +399,72 @@ def run_vectors(args: argparse.Namespace) -> None:
     print(f"goal (p95 <= {P95_GOAL_MS:g} ms at recall@10 >= {RECALL_GOAL}): {verdict} by VectorIndex")
 
 
+def run_kb(args: argparse.Namespace) -> None:
+    """Import a KB folder into a fresh encrypted data dir with the markdown importer, then index it as the task
+    would (chunk, embed with the ONNX embedder, FTS5, sealed dense index); time each phase."""
+    import shutil
+    import tempfile
+
+    from appliance.auth import orgs
+    from appliance.config import Settings
+    from appliance.inference.embedders import OnnxEmbedder
+    from appliance.instance import cli_context, init_instance
+    from appliance.knowledge.importers import common, markdown
+    from appliance.retrieval.service import KnowledgeIndex
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-kb-"))
+    try:
+        model_dir = args.model_dir
+        if model_dir is None:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+            import export_embedder
+
+            model_dir = work / "model"
+            export_embedder.export_embedder(export_embedder.default_source(), model_dir)
+        embedder = OnnxEmbedder(model_dir, threads=args.threads)
+        inst = init_instance(Settings(data_dir=work / "data"), cli_context())  # type: ignore[call-arg]
+        org = orgs.create_org(inst.db, cli_context(), "bench", "Bench")
+        incoming = list(markdown.read_folder(args.kb))[: args.limit or None]
+        others = cpu_used_by_others()
+        started = time.perf_counter()
+        report = common.apply(inst.db, cli_context(org.id), org.id, incoming, dry_run=False)
+        import_s = time.perf_counter() - started
+        say(f"imported {len(incoming)} articles in {import_s:.1f} s")
+        knowledge = KnowledgeIndex(inst.db, inst.paths.index, inst.subkey("vector-index"), lambda: embedder,
+                                   inst.settings.index_approximate_above)  # fmt: skip
+        started = time.perf_counter()
+        run = knowledge.indexer.process_pending(org.id)
+        index_s = time.perf_counter() - started
+        others_end = cpu_used_by_others()
+        wall = (import_s + index_s) * (os.cpu_count() or 1)
+        other_share = None if others is None or others_end is None else round(max(0.0, others_end - others) / wall, 3)
+        vectors = knowledge.dense.path(org.id)
+        _, index = knowledge.dense.get(org.id)
+        result = {
+            "articles": len(incoming), "failed": report.counts["failed"], "passages": run.chunks_added,
+            "texts_embedded": run.embedded, "import_s": round(import_s, 2), "index_s": round(index_s, 2),
+            "import_articles_per_s": round(len(incoming) / import_s, 1),
+            "index_articles_per_s": round(len(incoming) / index_s, 2),
+            "total_articles_per_s": round(len(incoming) / (import_s + index_s), 2),
+            "embedded_texts_per_s": round(run.embedded / index_s, 1),
+            "dense_kind": index.kind if index is not None else None,
+            "vectors_file_bytes": vectors.stat().st_size if vectors.exists() else 0,
+            "database_mb": round(inst.paths.database.stat().st_size / 2**20, 1),
+            "cpu_share_used_by_others": other_share, "threads": args.threads,
+        }  # fmt: skip
+        inst.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<28} {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sections = parser.add_subparsers(dest="section", required=True, metavar="SECTION")
@@ -408,6 +479,13 @@ def main() -> None:
     vectors.add_argument("--seed", type=int, default=0)
     vectors.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     vectors.set_defaults(run=run_vectors)
+    kb = sections.add_parser("kb", help="import + index throughput on a KB folder (*.md with front matter)")
+    kb.add_argument("--kb", type=Path, required=True, help="the KB folder, e.g. supportbench_medical/kb")
+    kb.add_argument("--limit", type=int, default=0, help="only the first N articles (0: all)")
+    kb.add_argument("--model-dir", type=Path, help="an exported embedder dir (default: export to a temp dir)")
+    kb.add_argument("--threads", type=int, default=2, help="embedder threads")
+    kb.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    kb.set_defaults(run=run_kb)
     args = parser.parse_args()
     if args.section == "vectors" and min(args.n, args.dim, args.queries, args.exact_queries, args.batch,
                                          args.threads) < 1:  # fmt: skip

@@ -47,3 +47,15 @@ def test_retrieval_bench_vectors_runs_and_prints_one_json_object() -> None:
         assert result["p95_ms"] > 0 and 0 <= result["recall_at_10"] <= 1
     assert report["vector_index"]["recall_at_10"] == 1.0  # still exact at this size
     assert report["chosen"]["kind"] == "ivf-flat"
+
+
+def test_retrieval_bench_kb_imports_and_indexes_a_kb(onnx_dir: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/retrieval.py", "kb", "--kb", "appliance/demo_kb/articles", "--limit", "3",
+         "--model-dir", str(onnx_dir), "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert report["articles"] == 3 and report["failed"] == 0
+    assert report["passages"] > 3 and report["texts_embedded"] == report["passages"] + 3
+    assert report["dense_kind"] == "exact" and report["vectors_file_bytes"] > 3 * 384 * 4

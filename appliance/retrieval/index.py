@@ -250,5 +250,5 @@ class Indexer:
             ),
         )  # fmt: skip
         chunk_id = int(cur.lastrowid or 0)
-        lexical.put_chunk(conn, org_id, chunk_id, title, chunk.heading_path, chunk.text)
+        lexical.put_chunk(conn, org_id, chunk_id, article_id, title, chunk.heading_path, chunk.text)
         return chunk_id

@@ -51,7 +51,7 @@ def article_table(org_id: int) -> str:
 def ensure_tables(conn: Connection, org_id: int) -> None:
     conn.execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {chunk_table(org_id)} USING fts5(title, headings, body,"
-        f" tokenize = '{TOKENIZER}')"
+        f" article_id UNINDEXED, tokenize = '{TOKENIZER}')"
     )
     conn.execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {article_table(org_id)} USING fts5(title, body, tokenize = '{TOKENIZER}')"
@@ -66,10 +66,12 @@ def has_tables(conn: Connection, org_id: int) -> bool:
     return int(row[0]) == 2
 
 
-def put_chunk(conn: Connection, org_id: int, chunk_id: int, title: str, headings: Sequence[str], body: str) -> None:
+def put_chunk(
+    conn: Connection, org_id: int, chunk_id: int, article_id: int, title: str, headings: Sequence[str], body: str
+) -> None:
     conn.execute(
-        f"INSERT INTO {chunk_table(org_id)} (rowid, title, headings, body) VALUES (?, ?, ?, ?)",
-        (chunk_id, title, " > ".join(headings), body),
+        f"INSERT INTO {chunk_table(org_id)} (rowid, title, headings, body, article_id) VALUES (?, ?, ?, ?, ?)",
+        (chunk_id, title, " > ".join(headings), body, article_id),
     )
 
 
@@ -108,9 +110,8 @@ def search_chunks(conn: Connection, org_id: int, terms: Sequence[str], limit: in
     if not terms or not has_tables(conn, org_id):
         return []
     table = chunk_table(org_id)
-    rows = conn.execute(
-        f"SELECT f.rowid, c.article_id, -bm25({table}) AS s FROM {table} f JOIN chunks c ON c.id = f.rowid"
-        f" WHERE {table} MATCH ? ORDER BY bm25({table}) LIMIT ?",
+    rows = conn.execute(  # ORDER BY rank (= bm25 with equal weights): FTS5's own top-N path, no join
+        f"SELECT rowid, article_id, -rank FROM {table} WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
         (match_expression(terms), limit),
     ).fetchall()
     return [(int(r[0]), int(r[1]), float(r[2])) for r in rows]
@@ -122,7 +123,7 @@ def search_articles(conn: Connection, org_id: int, terms: Sequence[str], limit: 
         return []
     table = article_table(org_id)
     rows = conn.execute(
-        f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ? ORDER BY bm25({table}) LIMIT ?",
+        f"SELECT rowid, -rank FROM {table} WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
         (match_expression(terms), limit),
     ).fetchall()
     return [(int(r[0]), float(r[1])) for r in rows]
