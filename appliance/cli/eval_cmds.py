@@ -25,8 +25,9 @@ from appliance.cli.main import Obj, cli, pass_obj
 from appliance.config import load_settings
 from appliance.errors import BadInput
 from appliance.inference import registry
-from appliance.instance import Instance, cli_context, init_instance
+from appliance.instance import Instance, cli_context, init_instance, open_instance
 from appliance.knowledge.importers import common, markdown
+from appliance.paths import DataPaths
 
 EVAL_ORG = "eval"
 
@@ -77,20 +78,25 @@ def read_questions(path: Path) -> list[Question]:
 
 @contextmanager
 def kb_instance(obj: Obj, kb: Path, data_dir: Path | None) -> Iterator[tuple[Instance, int]]:
-    """A throwaway encrypted installation (or --data-dir) holding the KB folder, imported by the normal importer
-    and indexed with the configured embedder."""
+    """A throwaway encrypted installation (or --data-dir, reused when it exists: the re-import skips unchanged
+    articles and the index keeps them) holding the KB folder, imported by the normal importer and indexed with the
+    configured embedder."""
     if not kb.is_dir():
         raise BadInput(f"{kb}: not a folder")
     temp = None if data_dir is not None else Path(tempfile.mkdtemp(prefix="appliance-eval-"))
     settings = load_settings(obj.config, data_dir=data_dir or temp / "data")  # type: ignore[operator]
     try:
-        inst = init_instance(settings, cli_context())
+        reuse = DataPaths(settings.data_dir).database.exists()
+        inst = open_instance(settings, apply_migrations=True) if reuse else init_instance(settings, cli_context())
         try:
             spec = registry.manifest_spec(settings.models_manifest, settings.embedder_model)
             if settings.embedder_engine == "onnx":
                 click.echo(f"model {spec.name}: installing into {settings.resolved_models_dir} ...", err=True)
                 registry.install(inst.db, cli_context(), settings.resolved_models_dir, spec, settings.models_manifest.parent)
-            org = orgs.create_org(inst.db, cli_context(), EVAL_ORG, "Evaluation")
+            if reuse and any(o.slug == EVAL_ORG for o in orgs.list_orgs(inst.db)):
+                org = orgs.get_org_by_slug(inst.db, EVAL_ORG)  # re-imported below: unchanged articles are skipped
+            else:
+                org = orgs.create_org(inst.db, cli_context(), EVAL_ORG, "Evaluation")
             incoming = list(markdown.read_folder(kb))
             if not incoming:
                 raise BadInput(f"{kb}: no *.md articles")
@@ -147,7 +153,8 @@ def eval_group() -> None:
 @click.option("--questions", type=click.Path(path_type=Path), required=True, help="Questions file (JSON Lines).")
 @click.option("--k", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Articles retrieved.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--data-dir", "eval_dir", type=click.Path(path_type=Path), help="Keep the evaluation data dir here.")
+@click.option("--data-dir", "eval_dir", type=click.Path(path_type=Path),
+              help="Keep the evaluation data dir here (reused by later runs on the same KB).")
 @pass_obj
 def eval_retrieval(obj: Obj, kb: Path, questions: Path, k: int, as_json: bool, eval_dir: Path | None) -> None:
     """Recall@1, Recall@5 and MRR@10 of the hybrid search over the answerable questions."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy.typing as npt
 
 from appliance.inference.base import Embedder
 from appliance.retrieval import lexical
-from appliance.retrieval.dense import DenseIndexes, from_blob
+from appliance.retrieval.dense import DenseIndexes
 from appliance.store import Connection, Database
 
 log = logging.getLogger("appliance.retrieval")
@@ -36,7 +35,7 @@ class FusionConfig:
     lexical_weight: float = 0.5  # weight of the lexical z-score; the dense one gets the rest
     pool: int = 20  # best articles taken from each leg
     lexical_chunks: int = 1000  # passages the lexical leg ranks
-    dense_chunks: int = 60  # passages the dense leg takes from the vector index
+    dense_chunks: int = 400  # passages the dense leg takes from the vector index (1000 ranks the same on dev)
     other_passages: float = 0.1  # share of an article's other matching passages added to its best
     whole_article: float = 0.5  # share of the whole-article BM25 in the lexical score
     title: float = 0.5  # weight of the title cosine added to the best passage cosine
@@ -113,38 +112,43 @@ class Retriever:
             article_hits = lexical.search_articles(conn, org_id, terms, cfg.lexical_chunks)
             lex = _lexical_scores(chunk_hits, article_hits, cfg)
             pool = _top(lex, cfg.pool)
+            chunk_article = {c: a for c, a, _ in chunk_hits} | _articles_of(conn, org_id, [c for c, _ in dense_chunks])
+            best_cos: dict[int, float] = {}
+            for chunk_id, cos in dense_chunks:
+                aid = chunk_article.get(chunk_id)
+                if aid is not None and cos > best_cos.get(aid, -2.0):
+                    best_cos[aid] = cos
             if qv is not None:
-                dense_articles = _articles_of(conn, org_id, [c for c, _ in dense_chunks])
-                by_article: dict[int, float] = {}
-                for chunk_id, cos in dense_chunks:
-                    aid = dense_articles.get(chunk_id)
-                    if aid is not None:
-                        by_article[aid] = max(by_article.get(aid, -1.0), cos)
-                pool += [a for a in _top(by_article, cfg.pool) if a not in pool]
-            chunks, titles = _published_chunks(conn, org_id, pool)
-        chunk_lex = {c: s for c, _, s in chunk_hits}
+                pool += [a for a in _top(best_cos, cfg.pool) if a not in pool]
+            pool = _published(conn, org_id, pool)
+            titles = _title_vectors(conn, org_id, pool) if qv is not None else {}
+            # An article none of whose passages is among the dense leg's best scores at most the worst of them.
+            floor = dense_chunks[-1][1] if len(dense_chunks) >= cfg.dense_chunks else 0.0
+            dense: dict[int, float] = {}
+            if qv is not None:
+                for aid in pool:
+                    title_vec = titles.get(aid)
+                    title_cos = float(title_vec @ qv) if title_vec is not None else 0.0
+                    dense[aid] = best_cos.get(aid, floor) + cfg.title * title_cos
+            fused = _fuse(pool, lex, dense if qv is not None else None, cfg.lexical_weight)
+            ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
+            chunk_lex = {c: s for c, _, s in chunk_hits}
+            chunk_cos = dict(dense_chunks)
+            rows = _passage_rows(conn, org_id, [a for a, _ in ranked], set(chunk_lex) | set(chunk_cos))
         best_chunk_lex = max(chunk_lex.values(), default=0.0)
-        dense: dict[int, float] = {}
-        passages: dict[int, list[Passage]] = {}
-        for aid, rows in chunks.items():
-            cosines = _cosines(rows, qv)
-            if qv is not None:
-                title_vec = titles.get(aid)
-                title_cos = float(title_vec @ qv) if title_vec is not None and len(title_vec) == len(qv) else 0.0
-                dense[aid] = max(cosines, default=0.0) + cfg.title * title_cos
+        hits = []
+        for aid, score in ranked:
             scored = []
-            for row, cos in zip(rows, cosines, strict=True):
+            for row in rows.get(aid, []):
                 lex_norm = chunk_lex.get(row["id"], 0.0) / best_chunk_lex if best_chunk_lex > 0 else 0.0
+                cos = chunk_cos.get(row["id"], 0.0)
                 scored.append(_passage(row, lex_norm if qv is None else 0.5 * lex_norm + 0.5 * cos,
                                        chunk_lex.get(row["id"], 0.0), cos))  # fmt: skip
             scored.sort(key=lambda p: -p.score)
-            passages[aid] = scored[: cfg.passages_per_article]
-        fused = _fuse([a for a in pool if a in chunks], lex, dense if qv is not None else None, cfg.lexical_weight)
-        hits = [
-            ArticleHit(aid, passages[aid][0].version, passages[aid][0].title, score, tuple(passages[aid]),
-                       lex.get(aid, 0.0), dense.get(aid, 0.0))
-            for aid, score in sorted(fused.items(), key=lambda kv: -kv[1])[:k]
-        ]  # fmt: skip
+            if scored:
+                top = tuple(scored[: cfg.passages_per_article])
+                hits.append(ArticleHit(aid, top[0].version, top[0].title, score, top, lex.get(aid, 0.0),
+                                       dense.get(aid, 0.0)))  # fmt: skip
         return SearchResult(query, hits, qv is not None, (time.perf_counter() - started) * 1000)
 
     def _query_vector(self, org_id: int, query: str) -> npt.NDArray[np.float32] | None:
@@ -204,42 +208,48 @@ def _articles_of(conn: Connection, org_id: int, chunk_ids: list[int]) -> dict[in
     return {int(r[0]): int(r[1]) for r in rows}
 
 
-def _published_chunks(
-    conn: Connection, org_id: int, article_ids: Iterable[int]
-) -> tuple[dict[int, list[Any]], dict[int, npt.NDArray[np.float32]]]:
-    """The pooled articles' passages and title embeddings, for articles that are published right now: an article
-    archived or withdrawn is gone from search at once, before its index task runs. A republished article is
-    served from the version it was last indexed at (each passage names it) until its new version is indexed."""
-    ids = list(article_ids)
-    if not ids:
-        return {}, {}
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(
-        f"SELECT c.* FROM chunks c JOIN articles a ON a.id = c.article_id AND a.status = 'published'"
-        f" WHERE c.org_id = ? AND c.article_id IN ({marks}) ORDER BY c.article_id, c.chunk_index",
-        (org_id, *ids),
-    ).fetchall()
-    chunks: dict[int, list[Any]] = {}
-    for row in rows:
-        chunks.setdefault(int(row["article_id"]), []).append(row)
-    titles = {
-        int(r[0]): np.frombuffer(r[1], dtype="<f4").astype(np.float32)
-        for r in conn.execute(
-            f"SELECT article_id, title_embedding FROM index_articles WHERE org_id = ? AND article_id IN ({marks})"
-            " AND title_embedding IS NOT NULL", (org_id, *ids),
+def _published(conn: Connection, org_id: int, article_ids: list[int]) -> list[int]:
+    """Those of the articles that are published right now, in the given order: an article archived or withdrawn
+    is gone from search at once, before its index task runs. A republished article is served from the version it
+    was last indexed at (each passage names it) until its new version is indexed."""
+    if not article_ids:
+        return []
+    marks = ",".join("?" * len(article_ids))
+    live = {
+        int(r[0]) for r in conn.execute(
+            f"SELECT id FROM articles WHERE org_id = ? AND status = 'published' AND id IN ({marks})",
+            (org_id, *article_ids),
         )
     }  # fmt: skip
-    return chunks, titles
+    return [a for a in article_ids if a in live]
 
 
-def _cosines(rows: list[Any], qv: npt.NDArray[np.float32] | None) -> list[float]:
-    if qv is None:
-        return [0.0] * len(rows)
-    out = []
+def _title_vectors(conn: Connection, org_id: int, article_ids: list[int]) -> dict[int, npt.NDArray[np.float32]]:
+    if not article_ids:
+        return {}
+    marks = ",".join("?" * len(article_ids))
+    rows = conn.execute(
+        f"SELECT article_id, title_embedding FROM index_articles WHERE org_id = ? AND article_id IN ({marks})"
+        " AND title_embedding IS NOT NULL",
+        (org_id, *article_ids),
+    )
+    return {int(r[0]): np.frombuffer(r[1], dtype="<f4").astype(np.float32) for r in rows}
+
+
+def _passage_rows(conn: Connection, org_id: int, article_ids: list[int], matched: set[int]) -> dict[int, list[Any]]:
+    """The passages of these articles that either leg matched (or, for an article with none, its first ones)."""
+    if not article_ids:
+        return {}
+    marks = ",".join("?" * len(article_ids))
+    columns = "id, article_id, version, title, heading_path, text, start_offset, end_offset"
+    rows = conn.execute(
+        f"SELECT {columns} FROM chunks WHERE org_id = ? AND article_id IN ({marks}) ORDER BY article_id, chunk_index",
+        (org_id, *article_ids),
+    ).fetchall()
+    out: dict[int, list[Any]] = {}
     for row in rows:
-        blob = row["embedding"]
-        out.append(float(from_blob(blob, len(qv)) @ qv) if blob is not None and len(blob) == 4 * len(qv) else 0.0)
-    return out
+        out.setdefault(int(row["article_id"]), []).append(row)
+    return {aid: [r for r in found if r["id"] in matched] or found[:3] for aid, found in out.items()}
 
 
 def _passage(row: Any, score: float, lex: float, cos: float) -> Passage:

@@ -24,6 +24,7 @@ from appliance.errors import DataDirError, StorageError, StorageFull, WrongKey
 
 # "APL1": marks a SQLCipher file as an appliance database, so a valid database of something else is refused.
 APPLICATION_ID = 0x41504C31
+CACHE_KIB = 32 * 1024
 READ_POOL_SIZE = 4
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ class Database:
         # FULL: a committed message or audit event survives power loss, not just a process crash.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA busy_timeout = 10000")
+        # Decrypted pages kept per connection: search reads the same FTS5 and passage pages question after question.
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         conn.row_factory = dbapi2.Row
         return conn
 

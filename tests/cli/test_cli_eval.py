@@ -36,11 +36,14 @@ def test_eval_retrieval_on_the_demo_kb_prints_the_contract_keys(tmp_path: Path) 
     assert 0 < figures["p50_ms"] <= figures["p95_ms"]
     assert "imported" in done.stderr and "indexed" in done.stderr
 
+    # The kept data dir is reused: nothing is imported or embedded again, and the figures are the same.
     table = run(
         "eval", "retrieval", "--kb", str(DEMO / "articles"), "--questions", str(DEMO / "questions.jsonl"),
-        "--data-dir", str(tmp_path / "again"), home=tmp_path,
+        "--data-dir", str(tmp_path / "eval"), home=tmp_path,
     )  # fmt: skip
-    assert table.returncode == 0 and "recall_at_1" in table.stdout and not table.stdout.startswith("{")
+    assert table.returncode == 0 and not table.stdout.startswith("{")
+    assert "indexed 0 passages" in table.stderr
+    assert f"recall_at_1                  {figures['recall_at_1']:.4f}" in table.stdout
 
 
 def test_eval_retrieval_refuses_bad_input_naming_file_and_line(tmp_path: Path) -> None:
