@@ -410,7 +410,6 @@ def run_kb(args: argparse.Namespace) -> None:
     from appliance.inference.embedders import OnnxEmbedder
     from appliance.instance import cli_context, init_instance
     from appliance.knowledge.importers import common, markdown
-    from appliance.retrieval.service import KnowledgeIndex
 
     def say(message: str) -> None:
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -433,8 +432,7 @@ def run_kb(args: argparse.Namespace) -> None:
         report = common.apply(inst.db, cli_context(org.id), org.id, incoming, dry_run=False)
         import_s = time.perf_counter() - started
         say(f"imported {len(incoming)} articles in {import_s:.1f} s")
-        knowledge = KnowledgeIndex(inst.db, inst.paths.index, inst.subkey("vector-index"), lambda: embedder,
-                                   inst.settings.index_approximate_above)  # fmt: skip
+        knowledge = inst.knowledge_index(lambda: embedder)
         started = time.perf_counter()
         run = knowledge.indexer.process_pending(org.id)
         index_s = time.perf_counter() - started

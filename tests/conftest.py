@@ -17,7 +17,6 @@ from appliance.auth import orgs, users
 from appliance.config import Settings
 from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance, cli_context, init_instance
-from appliance.retrieval.service import KnowledgeIndex
 from appliance.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,10 +93,7 @@ def onnx_embedder(onnx_dir: Path) -> OnnxEmbedder:
 
 def with_embedder(inst: Instance, embedder: OnnxEmbedder) -> Instance:
     """Give the installation's knowledge index the real embedder (instead of loading it through the registry)."""
-    inst.knowledge = KnowledgeIndex(
-        inst.db, inst.paths.index, inst.subkey("vector-index"), lambda: embedder,
-        inst.settings.index_approximate_above, inst.knowledge.fusion,
-    )  # fmt: skip
+    inst.knowledge = inst.knowledge_index(lambda: embedder)
     return inst
 
 

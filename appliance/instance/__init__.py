@@ -9,6 +9,7 @@ import functools
 import getpass
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from appliance.config import Settings
 from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
 from appliance.errors import DataDirError
+from appliance.inference.base import Embedder
 from appliance.paths import DataPaths
 from appliance.retrieval.dense import KEY_PURPOSE as DENSE_KEY_PURPOSE
 from appliance.retrieval.search import FusionConfig
@@ -61,12 +63,16 @@ class Instance:
 
     @functools.cached_property
     def knowledge(self) -> KnowledgeIndex:
-        """The retrieval index of this installation (the embedder loads on first use)."""
+        """The retrieval index of this installation (the configured embedder loads on first use)."""
         from appliance.inference.loader import build_embedder
 
+        return self.knowledge_index(lambda: build_embedder(self.settings, self.db))
+
+    def knowledge_index(self, embedder_factory: Callable[[], Embedder]) -> KnowledgeIndex:
+        """A retrieval index over this installation's data with the embedder the factory gives."""
         return KnowledgeIndex(
-            self.db, self.paths.index, self.subkey(DENSE_KEY_PURPOSE),
-            lambda: build_embedder(self.settings, self.db), self.settings.index_approximate_above,
+            self.db, self.paths.index, self.subkey(DENSE_KEY_PURPOSE), embedder_factory,
+            self.settings.index_approximate_above,
             FusionConfig(lexical_weight=self.settings.retrieval_lexical_weight),
         )  # fmt: skip
 

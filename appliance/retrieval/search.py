@@ -101,12 +101,7 @@ class Retriever:
         query = query.strip()[:MAX_QUERY_CHARS]
         cfg = self.config
         terms = lexical.query_terms(query)
-        qv = self._query_vector(org_id, query)
-        dense_chunks: list[tuple[int, float]] = []
-        if qv is not None:
-            _, index = self.dense.get(org_id)
-            if index is not None:
-                dense_chunks = index.search(qv, cfg.dense_chunks)
+        qv, dense_chunks = self._dense_leg(org_id, query)
         with self.db.read() as conn:
             chunk_hits = lexical.search_chunks(conn, org_id, terms, cfg.lexical_chunks)
             article_hits = lexical.search_articles(conn, org_id, terms, cfg.lexical_chunks)
@@ -151,14 +146,15 @@ class Retriever:
                                        dense.get(aid, 0.0)))  # fmt: skip
         return SearchResult(query, hits, qv is not None, (time.perf_counter() - started) * 1000)
 
-    def _query_vector(self, org_id: int, query: str) -> npt.NDArray[np.float32] | None:
+    def _dense_leg(self, org_id: int, query: str) -> tuple[npt.NDArray[np.float32] | None, list[tuple[int, float]]]:
+        """The question's embedding and the index's best passages for it; (None, []) when the leg is off."""
         if self.embedder is None or self.config.lexical_weight >= 1.0 or not query:
-            return None
+            return None, []
         state, index = self.dense.get(org_id)
         if index is None or state.embedder != self.embedder.name or not len(index):
-            return None
+            return None, []
         vector: npt.NDArray[np.float32] = self.embedder.embed([query])[0]
-        return vector
+        return vector, index.search(vector, self.config.dense_chunks)
 
 
 def _top(scores: dict[int, float], n: int) -> list[int]:

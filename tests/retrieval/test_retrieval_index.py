@@ -15,8 +15,7 @@ import pytest
 from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance, cli_context, open_instance
 from appliance.knowledge import articles
-from appliance.retrieval.search import FusionConfig
-from appliance.retrieval.service import KnowledgeIndex
+from appliance.retrieval.search import FusionConfig, Retriever
 from tests.conftest import Seed, with_embedder
 
 PASSWORD_RESET = """To reset your portal password:
@@ -166,10 +165,7 @@ def test_lexical_only_and_dense_heavy_fusion_both_rank(kb: Instance, seed: Seed)
     add(kb, seed.north, "Payment plans", BILLING)
     sync(kb, seed.north)
     for weight in (1.0, 0.0):
-        retriever = KnowledgeIndex(
-            kb.db, kb.paths.index, kb.subkey("vector-index"), lambda: kb.knowledge.embedder,  # type: ignore[arg-type,return-value]
-            1000, FusionConfig(lexical_weight=weight),
-        ).retriever  # fmt: skip
+        retriever = Retriever(kb.db, kb.knowledge.embedder, kb.knowledge.dense, FusionConfig(lexical_weight=weight))
         assert [a.title for a in retriever.search(seed.north, "reset password", 1).articles] == ["Resetting your password"]
     with pytest.raises(ValueError):
         FusionConfig(lexical_weight=1.5).validated()
