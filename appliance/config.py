@@ -175,6 +175,24 @@ class Settings(BaseSettings):
         default=None, description="File holding the bearer token for the upstream server, if it needs one."
     )
 
+    # -- answers ---------------------------------------------------------------------------------------------
+    answer_mode: Literal["extractive", "generative"] = Field(
+        default="extractive",
+        description="extractive: answers are the supporting passages of the best article, cited (the default). "
+        "generative: the chat model writes the answer from the passages and every sentence is checked against "
+        "them; needs an LLM the site has marked answer_capable (`appliance models add --answer-capable`).",
+    )
+    answer_threshold: int = Field(
+        default=85, ge=0, le=100,
+        description="Default confidence (0-100) below which the assistant refuses and hands over to a person; "
+        "each organisation may set its own (organisation setting answer_threshold).",
+    )  # fmt: skip
+    calibration_file: Path | None = Field(
+        default=None,
+        description="A confidence calibration fitted on the site's own data (models/fit_calibration.py). "
+        "Default: the shipped calibration.",
+    )
+
     @field_validator("metrics_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:

@@ -308,3 +308,69 @@ class ArticlesImported(AuditEvent):
     @property
     def target(self) -> str:
         return f"import:{self.source}"
+
+
+@dataclass(frozen=True)
+class AnswerGiven(AuditEvent):
+    """The assistant answered, refused or blocked a customer message (ids and figures only, never the text)."""
+
+    name: ClassVar[str] = "answer.given"
+    conversation_id: int
+    message_id: int
+    outcome: str
+    confidence: int
+    reason: str
+    articles: list[int]
+
+    @property
+    def target(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class ConversationEscalated(AuditEvent):
+    name: ClassVar[str] = "conversation.escalated"
+    conversation_id: int
+    reason: str
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class ProvenanceRead(AuditEvent):
+    name: ClassVar[str] = "answer.provenance.read"
+    message_id: int
+
+    @property
+    def target(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class GoldenQuestionChanged(AuditEvent):
+    name: ClassVar[str] = "golden.changed"
+    golden_id: int
+    change: str  # created | deleted
+    expected_article_id: int | None
+
+    @property
+    def target(self) -> str:
+        return f"golden:{self.golden_id}"
+
+
+@dataclass(frozen=True)
+class PublishGateRun(AuditEvent):
+    """A publish checked against the golden questions; `overridden` when an admin published despite failures."""
+
+    name: ClassVar[str] = "article.publish_gate"
+    article_id: int
+    version: int
+    passed: bool
+    failures: int
+    overridden: bool
+
+    @property
+    def target(self) -> str:
+        return f"article:{self.article_id}"

@@ -15,7 +15,9 @@ from appliance.store import Database, now_iso, unique_violation
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 # Organisation settings an admin may change through the API; later features add theirs here.
-ORG_SETTING_KEYS = {"name", "timezone", "support_email"}
+ORG_SETTING_KEYS = {"name", "timezone", "support_email", "answer_threshold"}
+# Whole-number settings and their bounds (answer_threshold: the confidence below which answers are refused).
+INTEGER_SETTINGS = {"answer_threshold": (0, 100)}
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,11 @@ def update_org_settings(db: Database, ctx: Context, org_id: int, changes: dict[s
     if unknown:
         raise InvalidValue(f"unknown organisation settings: {', '.join(sorted(unknown))}")
     for key, value in changes.items():
-        if not isinstance(value, str) or len(value) > 200:
+        if key in INTEGER_SETTINGS:
+            low, high = INTEGER_SETTINGS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidValue(f"setting {key} must be a whole number from {low} to {high}")
+        elif not isinstance(value, str) or len(value) > 200:
             raise InvalidValue(f"setting {key} must be a string of at most 200 characters")
     if "name" in changes and not changes["name"].strip():
         raise InvalidValue("org name must not be empty")

@@ -189,3 +189,105 @@ def eval_retrieval(obj: Obj, kb: Path, questions: Path, k: int, as_json: bool, e
     }
     emit(figures, as_json, f"retrieval: {questions} ({n} answerable questions, k={k})")
     sys.stdout.flush()
+
+
+def expected_calibration_error(confidences: list[float], correct: list[bool], bins: int = 10) -> float:
+    """ECE over equal-width bins of confidence (0..1): the bins' |mean confidence - accuracy|, weighted by size."""
+    if not confidences:
+        return 0.0
+    totals: dict[int, list[tuple[float, bool]]] = {}
+    for c, ok in zip(confidences, correct, strict=True):
+        totals.setdefault(min(int(c * bins), bins - 1), []).append((c, ok))
+    return sum(
+        abs(sum(c for c, _ in group) / len(group) - sum(ok for _, ok in group) / len(group)) * len(group)
+        for group in totals.values()
+    ) / len(confidences)  # fmt: skip
+
+
+def coverage_at_precision(confidences: list[int], correct: list[bool], n_answerable: int, target: float) -> float:
+    """The best coverage over all thresholds whose precision reaches the target (an oracle figure)."""
+    best = 0.0
+    for threshold in sorted(set(confidences)):
+        chosen = [ok for c, ok in zip(confidences, correct, strict=True) if c >= threshold]
+        if chosen and sum(chosen) / len(chosen) >= target and n_answerable:
+            best = max(best, sum(chosen) / n_answerable)
+    return best
+
+
+@eval_group.command("answers")
+@click.option("--kb", "kb", type=click.Path(path_type=Path), required=True, help="KB folder of *.md articles.")
+@click.option("--questions", type=click.Path(path_type=Path), required=True, help="Questions file (JSON Lines).")
+@click.option("--threshold", type=click.IntRange(0, 100), default=None,
+              help="Confidence gate (default: the installation's answer_threshold, 85).")
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Write one JSON line per question here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--data-dir", "eval_dir", type=click.Path(path_type=Path),
+              help="Keep the evaluation data dir here (reused by later runs on the same KB).")
+@pass_obj
+def eval_answers(
+    obj: Obj, kb: Path, questions: Path, threshold: int | None, out: Path | None, as_json: bool, eval_dir: Path | None
+) -> None:
+    """Precision, coverage, refusals and calibration of the answers, through the same pipeline and gate as chat.
+
+    An answer is correct when its first cited article is a gold one. ECE compares each question's reported
+    confidence with the correctness of the answer the engine gives or, when it refuses, would have given (its best
+    article), since the confidence is the probability of that answer being right."""
+    qs = read_questions(questions)
+    if out is not None and not out.parent.is_dir():
+        raise BadInput(f"{out}: folder {out.parent} does not exist")
+    rows: list[dict[str, Any]] = []
+    confidences: list[int] = []
+    would_be_right: list[bool] = []
+    times: list[float] = []
+    answered = answered_correct = refused_unanswerable = 0
+    with kb_instance(obj, kb, eval_dir) as (inst, org_id):
+        if threshold is not None:
+            orgs.update_org_settings(inst.db, cli_context(org_id), org_id, {"answer_threshold": threshold})
+        gate = inst.answers.parts.threshold(org_id)
+        ids = external_ids(inst, org_id)
+        engine = inst.answers
+        engine.answer(org_id, "warm up", use_cache=False)
+        for number, q in enumerate(qs, start=1):
+            started = time.perf_counter()
+            answer = engine.answer(org_id, q.question, use_cache=False)
+            times.append((time.perf_counter() - started) * 1000)
+            sources = list(dict.fromkeys(ids.get(s.article_id, "") for s in answer.sources))
+            best = answer.provenance.get("best") or {}
+            first = sources[0] if answer.answered and sources else ids.get(best.get("article_id", -1), "")
+            right = q.answerable and first in q.gold
+            confidences.append(answer.confidence)
+            would_be_right.append(right)
+            if answer.answered:
+                answered += 1
+                answered_correct += right
+            elif not q.answerable:
+                refused_unanswerable += 1
+            rows.append({"id": q.id, "answered": answer.answered, "confidence": answer.confidence,
+                         "sources": sources if answer.answered else [], "answer": answer.text,
+                         "best_article": ids.get(best.get("article_id", -1)), "reason": answer.reason,
+                         "query": answer.query})  # fmt: skip
+            if number % 50 == 0:
+                click.echo(f"{number}/{len(qs)} questions", err=True)
+    n_answerable = sum(q.answerable for q in qs)
+    n_unanswerable = len(qs) - n_answerable
+    figures = {
+        "n": len(qs),
+        "n_answerable": n_answerable,
+        "n_unanswerable": n_unanswerable,
+        "answered": answered,
+        "answered_correct": answered_correct,
+        "precision": answered_correct / answered if answered else 0.0,
+        "coverage": answered_correct / n_answerable if n_answerable else 0.0,
+        "refused_unanswerable": refused_unanswerable / n_unanswerable if n_unanswerable else 0.0,
+        "ece": expected_calibration_error([c / 100 for c in confidences], would_be_right),
+        "threshold": gate,
+        "p50_ms": statistics.median(times) if times else 0.0,
+        "p95_ms": percentile(times, 0.95),
+        "coverage_at_precision_95": coverage_at_precision(confidences, would_be_right, n_answerable, 0.95),
+    }
+    if out is not None:
+        with out.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+    emit(figures, as_json, f"answers: {questions} ({len(qs)} questions, threshold {gate})")
+    sys.stdout.flush()

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import functools
 import getpass
+import hashlib
+import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,14 +26,45 @@ from appliance.auth.sessions import SessionPolicy
 from appliance.config import Settings
 from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
-from appliance.errors import DataDirError
-from appliance.inference.base import Embedder
+from appliance.answering.engine import AnswerEngine, ModelInfo
+from appliance.errors import ConfigError, DataDirError
+from appliance.inference.base import Embedder, Generator
 from appliance.paths import DataPaths
 from appliance.retrieval.dense import KEY_PURPOSE as DENSE_KEY_PURPOSE
 from appliance.retrieval.search import FusionConfig
 from appliance.retrieval.service import KnowledgeIndex
 from appliance.store import Database
 from appliance.store.schema import current_version, head_version, migrate
+
+
+def _once(factory: Callable[[], Generator | None]) -> Callable[[], Generator | None]:
+    """The factory's result, built on first call and kept (a failure is raised again on every call)."""
+    lock = threading.Lock()
+    built: list[Generator | None] = []
+
+    def get() -> Generator | None:
+        with lock:
+            if not built:
+                built.append(factory())
+            return built[0]
+
+    return get
+
+
+def _prompt_attack_check() -> Callable[[str], bool] | None:
+    try:
+        from appliance.inference.guard import load_prompt_guard
+    except ImportError:
+        return None
+    return lambda text: load_prompt_guard().is_attack(text)
+
+
+def _guard_version() -> str:
+    try:
+        from appliance.inference.guard import load_prompt_guard
+    except ImportError:
+        return ""
+    return load_prompt_guard().version
 
 
 def cli_context(org_id: int | None = None) -> Context:
@@ -75,6 +109,74 @@ class Instance:
             self.settings.index_approximate_above,
             FusionConfig(lexical_weight=self.settings.retrieval_lexical_weight),
         )  # fmt: skip
+
+    @functools.cached_property
+    def answers(self) -> AnswerEngine:
+        """The answer engine of this installation (models load on first use)."""
+        return self.answer_engine(self.knowledge)
+
+    def answer_engine(self, knowledge: KnowledgeIndex) -> AnswerEngine:
+        from appliance.answering import calibration
+        from appliance.answering.engine import AnswerEngine, EngineParts
+
+        settings = self.settings
+        generator = _once(lambda: self._answer_generator())
+        return AnswerEngine(EngineParts(
+            db=self.db, retriever=lambda: knowledge.retriever, calibration=calibration.load(settings.calibration_file),
+            embedder=lambda: knowledge.embedder, generator=generator,
+            models=lambda: self._answer_models(knowledge, generator),
+            help_url=self._help_url, threshold=self._threshold, attack_check=_prompt_attack_check(),
+            guard_version=_guard_version(),
+        ))  # fmt: skip
+
+    def _answer_generator(self) -> Generator | None:
+        """The chat model, only when the site chose generative answers and the model is validated for them."""
+        if self.settings.answer_mode != "generative":
+            return None
+        from appliance.inference import registry
+        from appliance.inference.loader import build_generator
+
+        if self.settings.llm_engine == "local":
+            record = registry.require(self.db, self.settings.resolved_models_dir, "llm", self.settings.llm_model)
+            if not record.answer_capable:
+                raise ConfigError(
+                    f"answer_mode=generative: model {record.name} is not marked answer_capable; answers stay "
+                    "extractive until the site validates a model for them"
+                )
+        return build_generator(self.settings, self.db)
+
+    def _answer_models(self, knowledge: KnowledgeIndex, generator: Callable[[], Generator | None]) -> list[ModelInfo]:
+        """The models an answer depends on, by the name they run under, with their recorded SHA-256."""
+        from appliance.inference import registry
+
+        wanted: dict[str, str] = {}
+        embedder = knowledge.embedder
+        if embedder is not None:
+            wanted[embedder.name] = "embedder"
+        built = generator()
+        if built is not None:
+            wanted[built.name] = "llm"
+        out = []
+        for record in registry.list_installed(self.db):
+            if record.name in wanted and record.role == wanted[record.name]:
+                main = Path(record.path).name
+                sha = record.files.get(main) or hashlib.sha256(
+                    json.dumps(record.files, sort_keys=True).encode()).hexdigest()  # fmt: skip
+                out.append(ModelInfo(record.name, record.role, sha))
+        known = {m.name for m in out}
+        out += [ModelInfo(name, role, "") for name, role in wanted.items() if name not in known]
+        return out
+
+    def _help_url(self, org_id: int, article_id: int) -> str:
+        from appliance.auth import orgs
+
+        return f"/help/{orgs.get_org(self.db, org_id).slug}/articles/{article_id}"
+
+    def _threshold(self, org_id: int) -> int:
+        from appliance.auth import orgs
+
+        value = orgs.get_org(self.db, org_id).settings.get("answer_threshold")
+        return int(value) if isinstance(value, int) else self.settings.answer_threshold
 
     def subkey(self, purpose: str) -> bytes:
         """A key for one purpose (sealed index files, backups), derived from the database key."""

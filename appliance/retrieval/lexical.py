@@ -127,3 +127,17 @@ def search_articles(conn: Connection, org_id: int, terms: Sequence[str], limit: 
         (match_expression(terms), limit),
     ).fetchall()
     return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def article_frequencies(conn: Connection, org_id: int, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """How many published articles the organisation has, and how many of them contain each term (stemmed as the
+    index stems it). These give the question's words their weight (rare words matter more)."""
+    if not terms or not has_tables(conn, org_id):
+        return 0, {}
+    table = article_table(org_id)
+    total = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    counts = {
+        t: int(conn.execute(f"SELECT count(*) FROM {table} WHERE {table} MATCH ?", (match_expression([t]),)).fetchone()[0])
+        for t in terms
+    }  # fmt: skip
+    return total, counts

@@ -20,7 +20,7 @@ from appliance.metrics import HttpMetrics
 from appliance.tasks import Tasks
 from appliance.web.middleware import BodySizeLimit, RequestLog
 from appliance.web.ratelimit import RateLimiter
-from appliance.web.routes import apikeys, audit, auth, health, knowledge, retrieval, settings, team
+from appliance.web.routes import answers, apikeys, audit, auth, health, knowledge, retrieval, settings, team
 
 log = logging.getLogger("appliance.web")
 
@@ -86,7 +86,7 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
         ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks
     ]
     _install_error_handlers(app)
-    for module in (health, auth, team, apikeys, settings, audit, knowledge, retrieval):
+    for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval):  # answers first: /api/knowledge/gaps
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
     app.add_middleware(

@@ -49,6 +49,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/knowledge/import"): Permission.MANAGE_KNOWLEDGE_BASE,  # multipart: a JSON body gets 400
     ("GET", "/help/{org_slug}/articles/{article_id}"): PUBLIC,
     ("GET", "/api/retrieval/search"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/chat/message"): Permission.RESPOND_TO_CUSTOMERS,
+    ("GET", "/api/messages/{message_id}/provenance"): Permission.REVIEW_AI_RESPONSES,
+    ("GET", "/api/knowledge/gaps"): Permission.MANAGE_KNOWLEDGE_BASE,
 }
 # Framework pages that carry no data: the OpenAPI schema and its viewers.
 DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -63,6 +66,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/knowledge"): {"title": "T", "content": "C"},
     ("PUT", "/api/knowledge/{article_id}"): {"title": "T", "content": "C2"},
     ("POST", "/api/knowledge/{article_id}/status"): {"status": "published"},
+    ("POST", "/api/chat/message"): {"message": "How do I reset my password?"},
 }
 
 
@@ -112,7 +116,8 @@ def test_each_role_is_allowed_exactly_its_permissions(inst: Instance, seed: Seed
     me = client.get("/api/auth/me").json()
     agent_id = next(u["id"] for u in client_for(inst, Seed.email("admin")).get("/api/users").json()
                     if u["email"] == Seed.email("agent"))  # fmt: skip
-    ids = {"user_id": agent_id, "key_id": 999999, "article_id": 999999, "version": 1, "org_slug": "north"}
+    ids = {"user_id": agent_id, "key_id": 999999, "article_id": 999999, "version": 1, "org_slug": "north",
+           "message_id": 999999}  # fmt: skip
     held = ROLE_PERMISSIONS[Role(role)]
     assert set(me["permissions"]) == {p.value for p in held}
     for (method, path), rule in MATRIX.items():
@@ -141,7 +146,7 @@ def test_unauthenticated_requests_are_refused_everywhere_but_public(inst: Instan
     for (method, path), rule in MATRIX.items():
         if rule in (PUBLIC, MONITORING):
             continue
-        ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north"}
+        ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north", "message_id": 1}
         response = client.request(method, _concrete(path, ids), json=BODIES.get((method, path), {}))
         assert response.status_code == 401, f"{method} {path} answered {response.status_code} without sign-in"
         assert response.json()["code"] == "not_authenticated"

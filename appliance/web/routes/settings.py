@@ -22,6 +22,9 @@ class SettingsUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     timezone: str | None = Field(default=None, max_length=64)
     support_email: str | None = Field(default=None, max_length=320)
+    answer_threshold: int | None = Field(
+        default=None, ge=0, le=100, description="Confidence (0-100) below which answers are refused and handed over."
+    )
 
 
 @router.get("", summary="The organisation's settings")

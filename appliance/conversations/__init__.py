@@ -1,0 +1,1 @@
+"""Conversations between customers, the assistant and agents."""
