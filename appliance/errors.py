@@ -13,6 +13,7 @@
     │   └── CsrfFailed                  403     csrf_failed
     ├── NotFound                        404     not_found
     ├── Conflict                        409     conflict
+    │   └── PublishBlocked              409     publish_blocked
     ├── RateLimited                     429     rate_limited      (retryable, carries retry_after)
     ├── ConfigError                     500     config_error
     │   └── ModelError                  500     model_error
@@ -33,15 +34,18 @@ them into one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApplianceError(Exception):
     status: int = 500
     code: str = "internal"
     retryable: bool = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details  # structured facts for the caller (e.g. which golden questions failed)
 
 
 class BadInput(ApplianceError):
@@ -97,6 +101,10 @@ class NotFound(ApplianceError):
 class Conflict(ApplianceError):
     status = 409
     code = "conflict"
+
+
+class PublishBlocked(Conflict):
+    code = "publish_blocked"
 
 
 class RateLimited(ApplianceError):

@@ -11,7 +11,10 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -128,6 +131,29 @@ class Instance:
             help_url=self._help_url, threshold=self._threshold, attack_check=_prompt_attack_check(),
             guard_version=_guard_version(),
         ))  # fmt: skip
+
+    @contextmanager
+    def staged_answers(self) -> Iterator[tuple[KnowledgeIndex, AnswerEngine]]:
+        """A knowledge index and answer engine over this database whose dense index lives in a throwaway folder:
+        the publish gate indexes a change there inside a transaction it rolls back, and nothing of it stays."""
+        self.paths.index.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="staged-", dir=self.paths.index))
+        live = self.knowledge
+
+        def embedder() -> Embedder:
+            found = live.embedder
+            if found is None:
+                raise ConfigError(live.embedder_error or "no embedder")
+            return found
+
+        try:
+            knowledge = KnowledgeIndex(
+                self.db, folder, self.subkey(DENSE_KEY_PURPOSE), embedder, self.settings.index_approximate_above,
+                live.fusion,
+            )  # fmt: skip
+            yield knowledge, self.answer_engine(knowledge)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _answer_generator(self) -> Generator | None:
         """The chat model, only when the site chose generative answers and the model is validated for them."""

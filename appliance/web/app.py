@@ -37,7 +37,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         if exc.status >= 500:
             log.warning("request failed", extra={"fields": {"code": exc.code, "status": exc.status}})
-        return _error(exc.status, exc.code, exc.message, headers, retryable=exc.retryable)
+        extra = {"details": exc.details} if exc.details is not None else {}
+        return _error(exc.status, exc.code, exc.message, headers, retryable=exc.retryable, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

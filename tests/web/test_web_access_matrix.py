@@ -52,6 +52,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/chat/message"): Permission.RESPOND_TO_CUSTOMERS,
     ("GET", "/api/messages/{message_id}/provenance"): Permission.REVIEW_AI_RESPONSES,
     ("GET", "/api/knowledge/gaps"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/api/knowledge/golden"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge/golden"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("DELETE", "/api/knowledge/golden/{golden_id}"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/api/knowledge/golden/run"): Permission.MANAGE_KNOWLEDGE_BASE,
 }
 # Framework pages that carry no data: the OpenAPI schema and its viewers.
 DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -67,6 +71,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("PUT", "/api/knowledge/{article_id}"): {"title": "T", "content": "C2"},
     ("POST", "/api/knowledge/{article_id}/status"): {"status": "published"},
     ("POST", "/api/chat/message"): {"message": "How do I reset my password?"},
+    ("POST", "/api/knowledge/golden"): {"question": "Can I park for free?"},
 }
 
 
@@ -117,7 +122,7 @@ def test_each_role_is_allowed_exactly_its_permissions(inst: Instance, seed: Seed
     agent_id = next(u["id"] for u in client_for(inst, Seed.email("admin")).get("/api/users").json()
                     if u["email"] == Seed.email("agent"))  # fmt: skip
     ids = {"user_id": agent_id, "key_id": 999999, "article_id": 999999, "version": 1, "org_slug": "north",
-           "message_id": 999999}  # fmt: skip
+           "message_id": 999999, "golden_id": 999999}  # fmt: skip
     held = ROLE_PERMISSIONS[Role(role)]
     assert set(me["permissions"]) == {p.value for p in held}
     for (method, path), rule in MATRIX.items():
@@ -146,7 +151,8 @@ def test_unauthenticated_requests_are_refused_everywhere_but_public(inst: Instan
     for (method, path), rule in MATRIX.items():
         if rule in (PUBLIC, MONITORING):
             continue
-        ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north", "message_id": 1}
+        ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north", "message_id": 1,
+               "golden_id": 1}  # fmt: skip
         response = client.request(method, _concrete(path, ids), json=BODIES.get((method, path), {}))
         assert response.status_code == 401, f"{method} {path} answered {response.status_code} without sign-in"
         assert response.json()["code"] == "not_authenticated"

@@ -18,6 +18,7 @@ from appliance.errors import InvalidValue
 from appliance.knowledge import articles
 from appliance.knowledge.importers import formats
 from appliance.knowledge.render import render_markdown
+from appliance.answering import golden
 from appliance.web.deps import client_addr, instance, knowledge_changed, public, requires
 from appliance.web.uploads import saved_upload
 
@@ -44,6 +45,7 @@ class ArticleUpdate(ArticleBody):
 
 class StatusChange(BaseModel):
     status: str = Field(max_length=20)
+    override: bool = Field(default=False, description="Publish despite failing golden questions (admins only)")
 
 
 def _draft(body: ArticleBody) -> articles.Draft:
@@ -98,9 +100,12 @@ def update_article(
 @router.post("/api/knowledge/{article_id}/status", summary="Publish, archive or withdraw to draft")
 def set_status(article_id: int, body: StatusChange, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
-    article = articles.set_status(instance(request).db, ctx, principal.org_id, article_id, body.status)
+    inst = instance(request)
+    may_override = Permission.CONFIGURE_AI in principal.permissions  # admins
+    article, report = golden.set_status(inst.db, ctx, inst.answers, inst.staged_answers, principal.org_id, article_id,
+                                        body.status, body.override, may_override)  # fmt: skip
     knowledge_changed(request, principal.org_id)
-    return _out(article)
+    return _out(article) | {"golden": report.public() if report.before else None}
 
 
 @router.get("/api/knowledge/{article_id}/versions", summary="All versions, newest first")
