@@ -187,6 +187,11 @@ class Settings(BaseSettings):
         description="Default confidence (0-100) below which the assistant refuses and hands over to a person; "
         "each organisation may set its own (organisation setting answer_threshold).",
     )  # fmt: skip
+    conversation_retention_days: int = Field(
+        default=730, ge=1,
+        description="Days a conversation is kept after its last activity; then it is purged with its messages, "
+        "their provenance and its knowledge gaps (daily, and by `appliance retention purge`).",
+    )  # fmt: skip
     calibration_file: Path | None = Field(
         default=None,
         description="A confidence calibration fitted on the site's own data (models/fit_calibration.py). "

@@ -106,10 +106,11 @@ def fit_with_isotonic(
     for k in range(FOLDS):
         test = set(shuffled[k::FOLDS])
         train = [i for i in shuffled if i not in test]
-        model = calibration.fit_boosted([x[i] for i in train], [y[i] for i in train], names, seed=k)
+        model = calibration.fit_boosted([x[i] for i in train], [y[i] for i in train], names, seed=k,
+                                        trees=args.trees, depth=args.depth, rate=args.rate)  # fmt: skip
         for i in test:
             held[i] = calibration.tree_probability(model, x[i])
-    return calibration.fit_boosted(x, y, names, held_out=held)
+    return calibration.fit_boosted(x, y, names, held_out=held, trees=args.trees, depth=args.depth, rate=args.rate)
 
 
 def main() -> None:
@@ -120,6 +121,9 @@ def main() -> None:
     parser.add_argument("--version", default="calibration-v1")
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the logistic model")
     parser.add_argument("--kind", choices=("boosted", "logistic"), default="boosted")
+    parser.add_argument("--trees", type=int, default=150, help="boosting rounds")
+    parser.add_argument("--depth", type=int, default=2, help="depth of each tree")
+    parser.add_argument("--rate", type=float, default=0.05, help="learning rate")
     args = parser.parse_args()
     d = args.datasets
     args.work.mkdir(parents=True, exist_ok=True)

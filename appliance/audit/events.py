@@ -374,3 +374,17 @@ class PublishGateRun(AuditEvent):
     @property
     def target(self) -> str:
         return f"article:{self.article_id}"
+
+
+@dataclass(frozen=True)
+class RetentionPurged(AuditEvent):
+    name: ClassVar[str] = "retention.purged"
+    kind: str
+    cutoff: str
+    conversations: int
+    messages: int
+    knowledge_gaps: int
+
+    @property
+    def target(self) -> str:
+        return f"retention:{self.kind}"

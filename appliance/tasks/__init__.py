@@ -11,10 +11,12 @@ import logging
 import os
 from typing import Any
 
-from huey import SqliteHuey
+from huey import SqliteHuey, crontab
 from huey.consumer import Consumer
 
+from appliance.audit.events import Context
 from appliance.instance import Instance
+from appliance.retention import conversations
 
 log = logging.getLogger("appliance.tasks")
 
@@ -45,6 +47,15 @@ class Tasks:
 
         self._index_org: Any = index_org
 
+        @self.huey.periodic_task(crontab(hour="3", minute="17"))
+        def purge_expired() -> None:
+            purged = conversations.purge(inst.db, Context("system"), inst.settings.conversation_retention_days)
+            total = sum(p.conversations for p in purged)
+            if total:
+                log.info("retention purge", extra={"fields": {"conversations": total}})
+
+        self.purge_expired: Any = purge_expired
+
     def index_org(self, org_id: int) -> None:
         """Bring the organisation's retrieval index up to date with its articles."""
         try:
@@ -62,7 +73,7 @@ class Tasks:
         if self.huey.immediate or self._consumer is not None:
             return
         self._consumer = _EmbeddedConsumer(
-            self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0, shutdown_timeout=30
+            self.huey, workers=workers, worker_type="thread", periodic=True, max_delay=1.0, shutdown_timeout=30
         )
         self._consumer.start()
         self.sweep()

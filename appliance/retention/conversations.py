@@ -1,0 +1,55 @@
+"""Purge conversations whose last activity is older than the retention period, with their messages (and the
+answers' provenance stored on them) and the knowledge gaps recorded from them. Each organisation's purge is one
+transaction with its audit event, so a purge is either whole and recorded, or not done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from appliance import audit
+from appliance.audit.events import Context, RetentionPurged
+from appliance.errors import InvalidValue
+from appliance.store import Database
+
+
+@dataclass(frozen=True)
+class Purged:
+    org_id: int
+    cutoff: str
+    conversations: int
+    messages: int
+    knowledge_gaps: int
+
+
+def purge(db: Database, ctx: Context, days: int, now: datetime | None = None, dry_run: bool = False) -> list[Purged]:
+    if days < 1:
+        raise InvalidValue("the retention period must be at least one day")
+    cutoff = ((now or datetime.now(UTC)) - timedelta(days=days)).isoformat(timespec="seconds")
+    with db.read() as conn:
+        org_ids = [int(r[0]) for r in conn.execute("SELECT id FROM orgs ORDER BY id")]
+    out = []
+    for org_id in org_ids:
+        with db.write() as conn:
+            old = "SELECT id FROM conversations WHERE org_id = ? AND updated_at < ?"
+            conversations = conn.execute(f"SELECT count(*) FROM ({old})", (org_id, cutoff)).fetchone()[0]
+            messages = conn.execute(
+                f"SELECT count(*) FROM messages WHERE conversation_id IN ({old})", (org_id, cutoff)
+            ).fetchone()[0]
+            gaps_where = (
+                f"org_id = ? AND (created_at < ? OR message_id IN (SELECT id FROM messages WHERE conversation_id IN ({old})))"
+            )
+            gaps = conn.execute(f"SELECT count(*) FROM knowledge_gaps WHERE {gaps_where}",
+                                (org_id, cutoff, org_id, cutoff)).fetchone()[0]  # fmt: skip
+            result = Purged(org_id, cutoff, int(conversations), int(messages), int(gaps))
+            if dry_run or not (conversations or messages or gaps):
+                out.append(result)
+                continue
+            conn.execute(f"DELETE FROM knowledge_gaps WHERE {gaps_where}", (org_id, cutoff, org_id, cutoff))
+            conn.execute(f"DELETE FROM messages WHERE conversation_id IN ({old})", (org_id, cutoff))
+            conn.execute("DELETE FROM conversations WHERE org_id = ? AND updated_at < ?", (org_id, cutoff))
+            audit.record(conn, Context(ctx.actor, org_id, ctx.client_addr),
+                         RetentionPurged("conversations", cutoff, result.conversations, result.messages,
+                                         result.knowledge_gaps))  # fmt: skip
+            out.append(result)
+    return out
