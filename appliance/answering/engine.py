@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import threading
 import time
 import unicodedata
@@ -23,13 +24,14 @@ from typing import Any
 from appliance.answering import extractive, features, followup, templates
 from appliance.answering.calibration import Calibration
 from appliance.answering.types import Answer, Source
-from appliance.errors import InvalidValue, NotFound
+from appliance.errors import ApplianceError, InvalidValue, NotFound
 from appliance.inference.base import Embedder, Generator
 from appliance.retrieval import lexical
 from appliance.retrieval.dense import read_state
 from appliance.retrieval.search import ArticleHit, Retriever, SearchResult
 from appliance.store import Database
 
+log = logging.getLogger("appliance.answering")
 MAX_QUESTION_CHARS = 2000
 SEARCH_K = 5
 GENERATIVE_ARTICLES = 3  # articles whose best passages a generated answer may cite
@@ -85,6 +87,7 @@ class AnswerEngine:
         self.parts = parts
         self._cache: OrderedDict[tuple[int, str, str, int], Answer] = OrderedDict()
         self._lock = threading.Lock()
+        self._warned = False
 
     # -- the knowledge version an answer depends on: any index run or article change moves it ------------------
     def knowledge_version(self, org_id: int) -> str:
@@ -158,7 +161,15 @@ class AnswerEngine:
             out.confidence = confidence
             return out
         answer = self.extractive(org_id, q, best, question, query, threshold, confidence, values, result)
-        generator = self.parts.generator()
+        try:
+            generator = self.parts.generator()
+        except ApplianceError as exc:  # answers stay extractive; the reason is on every answer and logged once
+            generator = None
+            answer.provenance["generative_unavailable"] = exc.message
+            if not self._warned:
+                self._warned = True
+                log.warning("generative answers unavailable; answering extractively",
+                            extra={"fields": {"error": exc.message}})  # fmt: skip
         if generator is not None:
             answer = self._generative(org_id, generator, answer, result, on_delta)
         answer.ms = (time.perf_counter() - started) * 1000
@@ -198,7 +209,8 @@ class AnswerEngine:
         if not draft.usable:
             fallback.provenance["generative_fallback"] = {
                 "model": draft.model, "prompt_version": draft.prompt_version, "finish_reason": draft.finish_reason,
-                "kept": sum(c.kept for c in draft.checks), "sentences": len(draft.checks),
+                "reason": draft.reason, "kept": sum(c.kept for c in draft.checks), "sentences": len(draft.checks),
+                "sources_sent": list(draft.sources_sent),
             }  # fmt: skip
             return fallback
         used = [s for s in sources if s.number in draft.sources_used]
@@ -215,6 +227,9 @@ class AnswerEngine:
         answer.provenance["generation"] = {
             "model": draft.model, "prompt_version": draft.prompt_version, "prompt_tokens": draft.prompt_tokens,
             "completion_tokens": draft.completion_tokens, "finish_reason": draft.finish_reason, "raw": draft.raw,
+            "sources_sent": list(draft.sources_sent),
+            "checks": [{"sentence": c.sentence, "cited": list(c.cited), "support": c.support, "kept": c.kept}
+                       for c in draft.checks],
         }  # fmt: skip
         return answer
 

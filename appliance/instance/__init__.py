@@ -30,7 +30,7 @@ from appliance.config import Settings
 from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
 from appliance.answering.engine import AnswerEngine, ModelInfo
-from appliance.errors import ConfigError, DataDirError
+from appliance.errors import ApplianceError, ConfigError, DataDirError
 from appliance.inference.base import Embedder, Generator
 from appliance.paths import DataPaths
 from appliance.retrieval.dense import KEY_PURPOSE as DENSE_KEY_PURPOSE
@@ -41,14 +41,22 @@ from appliance.store.schema import current_version, head_version, migrate
 
 
 def _once(factory: Callable[[], Generator | None]) -> Callable[[], Generator | None]:
-    """The factory's result, built on first call and kept (a failure is raised again on every call)."""
+    """The factory's result, built on first call and kept; a failure is kept too and raised again on every call
+    (without rebuilding: a site model's checksum is not recomputed for each question)."""
     lock = threading.Lock()
     built: list[Generator | None] = []
+    failed: list[ApplianceError] = []
 
     def get() -> Generator | None:
         with lock:
+            if failed:
+                raise failed[0]
             if not built:
-                built.append(factory())
+                try:
+                    built.append(factory())
+                except ApplianceError as exc:
+                    failed.append(exc)
+                    raise
             return built[0]
 
     return get
@@ -179,7 +187,10 @@ class Instance:
         embedder = knowledge.embedder
         if embedder is not None:
             wanted[embedder.name] = "embedder"
-        built = generator()
+        try:
+            built = generator()
+        except ApplianceError:  # not in use: the engine answers extractively and says why
+            built = None
         if built is not None:
             wanted[built.name] = "llm"
         out = []
