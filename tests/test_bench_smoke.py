@@ -59,3 +59,23 @@ def test_retrieval_bench_kb_imports_and_indexes_a_kb(onnx_dir: Path) -> None:
     assert report["articles"] == 3 and report["failed"] == 0
     assert report["passages"] > 3 and report["texts_embedded"] == report["passages"] + 3
     assert report["dense_kind"] == "exact" and report["vectors_file_bytes"] > 3 * 384 * 4
+
+
+def test_answer_bench_serves_answers_and_cache_hits_end_to_end() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/answer.py", "--levels", "1,2", "--requests", "3", "--cache-hits", "3", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    articles = len(list((ROOT / "appliance" / "demo_kb" / "articles").glob("*.md")))
+    assert report["setup"]["articles"] == articles and report["setup"]["passages_indexed"] > articles
+    assert [level["concurrency"] for level in report["levels"]] == [1, 2]
+    for level in report["levels"]:
+        for key in ("p50_ms", "p95_ms", "max_ms", "throughput_per_s", "answered_share", "refused_share"):
+            assert key in level
+        assert level["requests"] == level["ok"] == 3 and level["errors"] == 0, level["error_kinds"]
+        assert sum(level["outcomes"].values()) == 3
+    hits = report["cache_hits"]
+    assert hits["errors"] == 0 and not hits["first_cached"]
+    assert hits["requests"] == hits["cached"] == 3 and hits["all_cached"]
