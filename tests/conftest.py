@@ -81,7 +81,8 @@ def onnx_dir(model_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         from export_embedder import export_embedder
     finally:
         sys.path.remove(str(ROOT / "models"))
-    out = tmp_path_factory.mktemp("embedder")
+    out = tmp_path_factory.mktemp("models") / "all-minilm-l6-v2"  # named as installed: the scanner keys on it
+    out.mkdir()
     export_embedder(model_source, out)
     return out
 

@@ -26,8 +26,9 @@ from appliance.answering.calibration import Calibration
 from appliance.answering.types import Answer, Source
 from appliance.errors import ApplianceError, InvalidValue, NotFound
 from appliance.inference.base import Embedder, Generator
-from appliance.retrieval import lexical
+from appliance.retrieval import flags, lexical
 from appliance.retrieval.dense import read_state
+from appliance.retrieval.index import CHUNK_WORDS
 from appliance.retrieval.search import ArticleHit, Retriever, SearchResult
 from appliance.store import Database
 
@@ -181,7 +182,8 @@ class AnswerEngine:
     ) -> Answer:  # fmt: skip
         content = article_content(self.parts.db, org_id, best.article_id, best.version)
         evidence = [extractive.Evidence(p.chunk_id, p.start, p.end, p.score) for p in best.passages]
-        groups = extractive.select(q, content, evidence)
+        held = flags.held_spans(self.parts.db, org_id, best.article_id, content, CHUNK_WORDS)
+        groups = extractive.select(q, content, evidence, held)
         url = self.parts.help_url(org_id, best.article_id)
         sources = [Source(n, best.article_id, best.version, best.title, url, g.chunk_id, g.start, g.end,
                           content[g.start : g.end]) for n, g in enumerate(groups, start=1)]  # fmt: skip
@@ -191,6 +193,7 @@ class AnswerEngine:
         answer.provenance["extractive"] = {
             "article_id": best.article_id, "version": best.version, "title": best.title, "term_weights": q.weights,
             "evidence": [{"chunk_id": e.chunk_id, "start": e.start, "end": e.end, "score": e.score} for e in evidence],
+            "held": [list(span) for span in held],
         }  # fmt: skip
         return answer
 

@@ -9,7 +9,7 @@ that introduces it; a sentence brings the sentences after it in its paragraph up
 the paragraph introduces. A second group from another retrieved passage is added when it covers question terms
 the first does not. Each group is cited as the span of the article version it was taken from. Apart from the
 citation marks ([1], [2]) and the list markers, every word of the answer is a word of a cited span: the engine adds
-no words of its own.
+no words of its own. Passages held for review as suspected injections are never quoted.
 """
 
 from __future__ import annotations
@@ -75,9 +75,12 @@ def _grow(best: Unit, all_units: list[Unit]) -> list[Unit]:
     return chosen
 
 
-def select(q: QuestionTerms, content: str, evidence: list[Evidence]) -> list[Group]:
-    """The groups of units that answer the question from this article version, in the order they are cited."""
-    found = units(content)
+def select(
+    q: QuestionTerms, content: str, evidence: list[Evidence], held: list[tuple[int, int]] | None = None
+) -> list[Group]:
+    """The groups of units that answer the question from this article version, in the order they are cited.
+    `held`: spans of the content held out of the index (suspected injections awaiting review): never quoted."""
+    found = [u for u in units(content) if not any(u.start < b and u.end > a for a, b in held or ())]
     best_passages = sorted(evidence, key=lambda e: -e.score)[:PASSAGES]
     scored: list[tuple[float, int, Unit, Evidence]] = []
     for rank, ev in enumerate(best_passages):

@@ -44,7 +44,8 @@ def replay(db: Database, calibration: Calibration, org_id: int, message_id: int,
     evidence = [extractive.Evidence(int(e["chunk_id"]), int(e["start"]), int(e["end"]), float(e["score"]))
                 for e in recorded["evidence"]]  # fmt: skip
     q = QuestionTerms.from_weights({str(k): float(v) for k, v in recorded["term_weights"].items()})
-    groups = extractive.select(q, content, evidence)
+    held = [(int(a), int(b)) for a, b in recorded.get("held", [])]
+    groups = extractive.select(q, content, evidence, held)
     replayed_text = extractive.render(groups)
     if replayed_text != text:
         differences.append("the answer text differs")

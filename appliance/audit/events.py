@@ -388,3 +388,37 @@ class RetentionPurged(AuditEvent):
     @property
     def target(self) -> str:
         return f"retention:{self.kind}"
+
+
+@dataclass(frozen=True)
+class PassageFlagged(AuditEvent):
+    """The injection scanner held a passage of a published article out of the index for review."""
+
+    name: ClassVar[str] = "article.passage.flagged"
+    flag_id: int
+    article_id: int
+    version: int
+    chunk_index: int
+    score: float
+    reason: str
+    scanner: str
+
+    @property
+    def target(self) -> str:
+        return f"article:{self.article_id}"
+
+
+@dataclass(frozen=True)
+class PassageFlagReviewed(AuditEvent):
+    """An editor approved (the passage is indexed) or rejected (it stays out) a flagged passage."""
+
+    name: ClassVar[str] = "article.passage.reviewed"
+    flag_id: int
+    article_id: int
+    version: int
+    decision: str  # approved | rejected
+    previous: str
+
+    @property
+    def target(self) -> str:
+        return f"article:{self.article_id}"

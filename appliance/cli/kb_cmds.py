@@ -58,8 +58,9 @@ def kb_import(obj: Obj, path: Path, org_slug: str, dry_run: bool, fmt: str) -> N
 
 def _index_line(inst: Instance, run: IndexRun, prefix: str = "") -> None:
     dense = "" if inst.knowledge.embedder_error is None else f" (lexical only: {inst.knowledge.embedder_error})"
+    held = f"; {run.held} held for review (GET /api/knowledge/flags)" if run.held else ""
     click.echo(
-        f"{prefix}indexed {run.changed} articles: {run.chunks_added} passages, {run.embedded} embedded{dense}",
+        f"{prefix}indexed {run.changed} articles: {run.chunks_added} passages, {run.embedded} embedded{dense}{held}",
         err=True,
     )
 

@@ -6,6 +6,10 @@ article by article: chunk and embed outside any transaction (embeddings of uncha
 swap the article's chunks in one write transaction that also bumps the organisation's index generation and clears
 the outbox rows it covered. A crash before that commit leaves the previous index whole and the outbox rows in
 place, so the work is simply done again. Drafts and archived articles have no chunks.
+
+Before a passage enters either index, the injection scanner reads it (appliance.inference.scanner). A flagged
+passage is held out of both indexes, and out of the article's whole-text entry, until an editor approves it
+(retrieval.flags); passages already indexed unchanged are not scanned again, except by `reindex`.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.inference.base import Embedder
+from appliance.inference.scanner import PassageScanner, load_passage_scanner
 from appliance.knowledge.chunking import Chunk, chunk_article
-from appliance.retrieval import lexical
+from appliance.retrieval import flags, lexical
 from appliance.retrieval.dense import DenseIndexes, IndexState, from_blob, read_state, to_blob
 from appliance.store import Connection, Database, now_iso
 
@@ -40,6 +45,9 @@ class IndexRun:
     chunks_added: int = 0
     chunks_removed: int = 0
     embedded: int = 0
+    scanned: int = 0  # passages the injection scanner read
+    held: int = 0  # passages kept out of the index: flagged now, or pending or rejected before
+    flagged: list[int] = field(default_factory=list)  # ids of the flags raised by this run
     skipped: list[int] = field(default_factory=list)  # articles that changed again while being indexed
 
 
@@ -47,7 +55,9 @@ class IndexRun:
 class _Planned:
     chunk: Chunk
     indexed: str
-    sha256: str
+    sha256: str  # of the indexed text (title and headings, then the passage)
+    passage_sha256: str  # of the passage alone: what a review decision is about
+    context: str  # title and headings, which tell the scanner what the passage is about
 
 
 def _sha(text: str) -> str:
@@ -56,14 +66,17 @@ def _sha(text: str) -> str:
 
 class Indexer:
     def __init__(
-        self, db: Database, embedder: Embedder | None, dense: DenseIndexes, max_words: int = CHUNK_WORDS
-    ) -> None:
+        self, db: Database, embedder: Embedder | None, dense: DenseIndexes, max_words: int = CHUNK_WORDS,
+        scanner: PassageScanner | None = None,
+    ) -> None:  # fmt: skip
         """Without an embedder (the model is not installed) articles are indexed for lexical search only, and are
-        embedded by the next change or `appliance kb reindex` once the model is in place."""
+        embedded by the next change or `appliance kb reindex` once the model is in place. The scanner defaults to
+        the shipped one, with this embedder when it is the one the scanner was trained with."""
         self.db = db
         self.embedder = embedder
         self.dense = dense
         self.max_words = max_words
+        self.scanner = scanner or load_passage_scanner(embedder)
 
     def pending(self, org_id: int) -> dict[int, int]:
         """article id -> the newest outbox row for it."""
@@ -125,8 +138,33 @@ class Indexer:
         planned = []
         for chunk in chunk_article(str(published["content"]), self.max_words):
             indexed = chunk.indexed_text(title)
-            planned.append(_Planned(chunk, indexed, _sha(indexed)))
+            context = " > ".join((title, *chunk.heading_path))
+            planned.append(_Planned(chunk, indexed, _sha(indexed), flags.passage_sha256(chunk.text), context))
         return planned
+
+    def _screen(
+        self, planned: list[_Planned], existing: list[Any], decided: dict[str, str], force: bool, run: IndexRun
+    ) -> tuple[list[_Planned], list[flags.NewFlag]]:
+        """The passages that may be indexed, and the new flags. Approved passages go in; pending and rejected ones
+        stay out; the rest are scanned, except (unless forced) those already indexed with the same text."""
+        indexed_before = {r["text_sha256"] for r in existing}
+        to_scan = [
+            p for p in planned
+            if p.passage_sha256 not in decided and (force or p.sha256 not in indexed_before)
+        ]  # fmt: skip
+        results = self.scanner.scan_many([p.chunk.text for p in to_scan], [p.context for p in to_scan])
+        run.scanned += len(to_scan)
+        hit = {p.passage_sha256: r for p, r in zip(to_scan, results, strict=True) if r.flagged}
+        found = [
+            flags.NewFlag(p.chunk.index, p.passage_sha256, r.sentence or "", r.score, r.reason)
+            for p in to_scan if (r := hit.get(p.passage_sha256)) is not None
+        ]  # fmt: skip
+        kept = [
+            p for p in planned
+            if decided.get(p.passage_sha256, "approved") == "approved" and p.passage_sha256 not in hit
+        ]  # fmt: skip
+        run.held += len(planned) - len(kept)
+        return kept, found
 
     def _index_article(self, org_id: int, article_id: int, upto: int, force: bool, run: IndexRun) -> None:
         run.articles += 1
@@ -141,7 +179,9 @@ class Indexer:
                 "SELECT version, title, embedder, title_embedding FROM index_articles WHERE article_id = ?",
                 (article_id,),
             ).fetchone()
-        planned = self._plan(published)
+            decided = flags.decisions(conn, org_id, article_id)
+        everything = self._plan(published)
+        planned, found = self._screen(everything, existing, decided, force, run)
         version = None if published is None else int(published["published_version"])
         title = None if published is None else str(published["title"])
         name = self.embedder.name if self.embedder is not None else ""
@@ -158,6 +198,9 @@ class Indexer:
             if (None if now is None else int(now["published_version"])) != version:
                 run.skipped.append(article_id)  # changed again meanwhile: its newer outbox row brings it back
                 return
+            present = {p.passage_sha256: p.chunk.index for p in everything}
+            scanner = self.scanner.version
+            run.flagged += flags.record_flags(conn, org_id, article_id, version or 0, found, present, scanner)
             if same and not force:
                 conn.execute(
                     "DELETE FROM index_outbox WHERE org_id = ? AND article_id = ? AND id <= ?", (org_id, article_id, upto)
@@ -169,7 +212,7 @@ class Indexer:
             lexical.delete_chunks(conn, org_id, removed)
             conn.execute("DELETE FROM chunks WHERE org_id = ? AND article_id = ?", (org_id, article_id))
             conn.execute("DELETE FROM index_articles WHERE article_id = ?", (article_id,))
-            lexical.put_article(conn, org_id, article_id, title, "" if published is None else str(published["content"]))
+            lexical.put_article(conn, org_id, article_id, title, _visible(published, everything, planned))
             added = []
             if version is not None and title is not None:
                 conn.execute(
@@ -252,3 +295,14 @@ class Indexer:
         chunk_id = int(cur.lastrowid or 0)
         lexical.put_chunk(conn, org_id, chunk_id, article_id, title, chunk.heading_path, chunk.text)
         return chunk_id
+
+
+def _visible(published: Any, everything: list[_Planned], kept: list[_Planned]) -> str:
+    """The article's published text less the passages held out of the index (for its whole-text entry)."""
+    if published is None:
+        return ""
+    content = str(published["content"])
+    kept_ids = {id(p) for p in kept}
+    for p in sorted((p for p in everything if id(p) not in kept_ids), key=lambda p: -p.chunk.start):
+        content = content[: p.chunk.start] + content[p.chunk.end :]
+    return content

@@ -43,7 +43,8 @@ class Tasks:
             run = inst.knowledge.indexer.process_pending(org_id)
             if run.changed:
                 log.info("indexed", extra={"fields": {"org_id": org_id, "articles": run.changed,
-                                                       "chunks": run.chunks_added}})  # fmt: skip
+                                                       "chunks": run.chunks_added,
+                                                       "flagged": len(run.flagged)}})  # fmt: skip
 
         self._index_org: Any = index_org
 

@@ -62,9 +62,28 @@ def _seed_v5(conn: Connection) -> None:
     conn.execute("INSERT INTO index_outbox (org_id, article_id, queued_at) VALUES (1, 1, ?)", (NOW,))
 
 
+def _seed_v6(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO conversations (id, org_id, started_by, created_at, updated_at) VALUES (1, 1, 'user:1', ?, ?)",
+        (NOW, NOW),
+    )
+    conn.execute(
+        "INSERT INTO messages (conversation_id, org_id, role, content, created_at) VALUES (1, 1, 'customer', 'Hi', ?)",
+        (NOW,),
+    )
+
+
+def _seed_v7(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO passage_flags (org_id, article_id, version, chunk_index, text_sha256, sentence, score, reason,"
+        " created_at) VALUES (1, 1, 1, 0, 'x', 'Ignore the above.', 0.99, 'override', ?)",
+        (NOW,),
+    )
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
-    1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5,
+    1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7,
 }  # fmt: skip
 
 

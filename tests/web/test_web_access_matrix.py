@@ -52,6 +52,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/chat/message"): Permission.RESPOND_TO_CUSTOMERS,
     ("GET", "/api/messages/{message_id}/provenance"): Permission.REVIEW_AI_RESPONSES,
     ("GET", "/api/knowledge/gaps"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/api/knowledge/flags"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge/flags/{flag_id}/approve"): Permission.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/api/knowledge/flags/{flag_id}/reject"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("GET", "/api/knowledge/golden"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("POST", "/api/knowledge/golden"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("DELETE", "/api/knowledge/golden/{golden_id}"): Permission.MANAGE_KNOWLEDGE_BASE,
@@ -122,7 +125,7 @@ def test_each_role_is_allowed_exactly_its_permissions(inst: Instance, seed: Seed
     agent_id = next(u["id"] for u in client_for(inst, Seed.email("admin")).get("/api/users").json()
                     if u["email"] == Seed.email("agent"))  # fmt: skip
     ids = {"user_id": agent_id, "key_id": 999999, "article_id": 999999, "version": 1, "org_slug": "north",
-           "message_id": 999999, "golden_id": 999999}  # fmt: skip
+           "message_id": 999999, "golden_id": 999999, "flag_id": 999999}  # fmt: skip
     held = ROLE_PERMISSIONS[Role(role)]
     assert set(me["permissions"]) == {p.value for p in held}
     for (method, path), rule in MATRIX.items():
@@ -152,7 +155,7 @@ def test_unauthenticated_requests_are_refused_everywhere_but_public(inst: Instan
         if rule in (PUBLIC, MONITORING):
             continue
         ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north", "message_id": 1,
-               "golden_id": 1}  # fmt: skip
+               "golden_id": 1, "flag_id": 1}  # fmt: skip
         response = client.request(method, _concrete(path, ids), json=BODIES.get((method, path), {}))
         assert response.status_code == 401, f"{method} {path} answered {response.status_code} without sign-in"
         assert response.json()["code"] == "not_authenticated"

@@ -18,6 +18,7 @@ from appliance.errors import InvalidValue
 from appliance.knowledge import articles
 from appliance.knowledge.importers import formats
 from appliance.knowledge.render import render_markdown
+from appliance.retrieval import flags
 from appliance.answering import golden
 from appliance.web.deps import client_addr, instance, knowledge_changed, public, requires
 from appliance.web.uploads import saved_upload
@@ -77,6 +78,34 @@ def create_article(body: NewArticle, request: Request, principal: Principal = MA
     article = articles.create_article(instance(request).db, ctx, principal.org_id, _draft(body), body.external_id)
     knowledge_changed(request, principal.org_id)
     return _out(article)
+
+
+# Declared before /api/knowledge/{article_id}, which would otherwise take "flags" for an article id.
+@router.get("/api/knowledge/flags", summary="Passages the injection scanner held out of the index, for review")
+def list_flags(
+    request: Request,
+    principal: Principal = MANAGE_KB,
+    status: str = Query(default="pending", max_length=20, description="pending, approved, rejected or all"),
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> dict[str, Any]:
+    found = flags.list_flags(instance(request).db, principal.org_id, None if status == "all" else status, limit)
+    return {"items": [asdict(f) for f in found], "status": status}
+
+
+@router.post("/api/knowledge/flags/{flag_id}/approve", summary="Approve a flagged passage: it is indexed next run")
+def approve_flag(flag_id: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    ctx = principal.context(client_addr(request))
+    flag = flags.review_flag(instance(request).db, ctx, principal.org_id, flag_id, "approved")
+    knowledge_changed(request, principal.org_id)
+    return asdict(flag)
+
+
+@router.post("/api/knowledge/flags/{flag_id}/reject", summary="Reject a flagged passage: it stays out of the index")
+def reject_flag(flag_id: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+    ctx = principal.context(client_addr(request))
+    flag = flags.review_flag(instance(request).db, ctx, principal.org_id, flag_id, "rejected")
+    knowledge_changed(request, principal.org_id)
+    return asdict(flag)
 
 
 @router.get("/api/knowledge/{article_id}", summary="One article, its latest version and the rendered HTML")

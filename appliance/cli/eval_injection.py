@@ -1,0 +1,135 @@
+"""eval injection: the two injection defences measured on labelled texts, as docs/evaluation.md specifies.
+
+`--kind message` runs the customer-message prompt-attack detector; `--kind passage` runs the knowledge-passage
+injection scanner, with the configured embedder installed into a throwaway data dir (or `--data-dir`, reused) as
+the indexer would use it. Labels: 1 = attack, 0 = benign.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from appliance.cli.eval_cmds import emit, eval_group
+from appliance.cli.main import Obj, pass_obj
+from appliance.config import load_settings
+from appliance.errors import BadInput
+from appliance.inference import registry
+from appliance.inference.base import Embedder
+from appliance.instance import cli_context, init_instance, open_instance
+from appliance.paths import DataPaths
+
+_LABELS: dict[object, int] = {1: 1, 0: 0, "1": 1, "0": 0, "attack": 1, "benign": 0}
+
+
+def read_labelled(path: Path) -> list[tuple[str, int]]:
+    """JSON Lines with `text` and `label` (1 or "1" or "attack"; 0 or "0" or "benign")."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
+    out: list[tuple[str, int]] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadInput(f"{where}: not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise BadInput(f"{where}: expected a JSON object")
+        text, label = row.get("text"), row.get("label")
+        if not isinstance(text, str):
+            raise BadInput(f"{where}: 'text' must be a string")
+        if isinstance(label, bool) or not isinstance(label, int | str) or label not in _LABELS:
+            raise BadInput(f"{where}: 'label' must be 1 (attack) or 0 (benign)")
+        out.append((text, _LABELS[label]))
+    if not out:
+        raise BadInput(f"{path}: no labelled texts")
+    return out
+
+
+@contextmanager
+def eval_embedder(obj: Obj, data_dir: Path | None) -> Iterator[Embedder | None]:
+    """The configured embedder, installed into a throwaway encrypted data dir (or data_dir, reused when it exists)
+    exactly as `appliance models install` does; None when it cannot be loaded (the scanner then runs lexically)."""
+    temp = None if data_dir is not None else Path(tempfile.mkdtemp(prefix="appliance-eval-"))
+    settings = load_settings(obj.config, data_dir=data_dir or temp / "data")  # type: ignore[operator]
+    try:
+        reuse = DataPaths(settings.data_dir).database.exists()
+        inst = open_instance(settings, apply_migrations=True) if reuse else init_instance(settings, cli_context())
+        try:
+            if settings.embedder_engine == "onnx":
+                spec = registry.manifest_spec(settings.models_manifest, settings.embedder_model)
+                click.echo(f"model {spec.name}: installing into {settings.resolved_models_dir} ...", err=True)
+                registry.install(
+                    inst.db, cli_context(), settings.resolved_models_dir, spec, settings.models_manifest.parent
+                )
+            yield inst.knowledge.embedder
+        finally:
+            inst.close()
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def measure(items: list[tuple[str, int]], flag: Callable[[str], bool], threshold: float) -> dict[str, float | int]:
+    flagged: list[bool] = []
+    times: list[float] = []
+    flag(items[0][0])  # warm up (first-call allocations, lazy model loads)
+    for number, (text, _) in enumerate(items, start=1):
+        started = time.perf_counter()
+        flagged.append(flag(text))
+        times.append((time.perf_counter() - started) * 1000)
+        if number % 500 == 0:
+            click.echo(f"{number}/{len(items)} texts", err=True)
+    attacks = [f for f, (_, label) in zip(flagged, items, strict=True) if label == 1]
+    benign = [f for f, (_, label) in zip(flagged, items, strict=True) if label == 0]
+    return {
+        "n": len(items),
+        "tpr": sum(attacks) / len(attacks) if attacks else 0.0,
+        "fpr": sum(benign) / len(benign) if benign else 0.0,
+        "threshold": threshold,
+        "ms_per_text": statistics.median(times),
+    }
+
+
+@eval_group.command("injection")
+@click.option("--kind", type=click.Choice(["message", "passage"]), required=True,
+              help="message: the prompt-attack detector; passage: the knowledge-passage injection scanner.")
+@click.option("--data", "data", type=click.Path(path_type=Path), required=True,
+              help="Labelled texts (JSON Lines: text, label 1 = attack / 0 = benign).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--data-dir", "eval_dir", type=click.Path(path_type=Path),
+              help="passage: keep the data dir with the installed embedder here (reused by later runs).")
+@pass_obj
+def eval_injection(obj: Obj, kind: str, data: Path, as_json: bool, eval_dir: Path | None) -> None:
+    """True- and false-positive rates of an injection defence at its shipped threshold, and its latency."""
+    items = read_labelled(data)
+    if kind == "message":
+        from appliance.inference.guard import load_prompt_guard
+
+        guard = load_prompt_guard()
+        click.echo(f"detector {guard.version} (SHA-256 {guard.sha256[:12]}...)", err=True)
+        figures = measure(items, guard.is_attack, guard.threshold)
+    else:
+        from appliance.inference.scanner import load_passage_scanner
+
+        with eval_embedder(obj, eval_dir) as embedder:
+            scanner = load_passage_scanner(embedder)
+            click.echo(f"scanner {scanner.version} (SHA-256 {scanner.model.sha256[:12]}...)", err=True)
+            figures = measure(items, lambda text: scanner.scan(text).flagged, scanner.threshold)
+    emit(figures, as_json, f"injection ({kind}): {data} ({len(items)} texts)")
+    sys.stdout.flush()
