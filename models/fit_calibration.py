@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from appliance.cli.main import Obj  # noqa: E402  (first: it registers every command module)
 from appliance.answering import calibration, features  # noqa: E402
 from appliance.cli.eval_cmds import Question, kb_instance, read_questions  # noqa: E402
-from appliance.cli.main import Obj  # noqa: E402
 from appliance.retrieval import lexical  # noqa: E402
 from appliance.retrieval.search import Retriever  # noqa: E402
 
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--version", default="calibration-v1")
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the logistic model")
     parser.add_argument("--kind", choices=("boosted", "logistic"), default="boosted")
+    parser.add_argument("--drop", default="", help="comma-separated features to leave out (experiments)")
     parser.add_argument("--trees", type=int, default=150, help="boosting rounds")
     parser.add_argument("--depth", type=int, default=2, help="depth of each tree")
     parser.add_argument("--rate", type=float, default=0.05, help="learning rate")
@@ -147,7 +148,9 @@ def main() -> None:
         cache.write_text(json.dumps(rows))
     models = {}
     figures: dict[str, Any] = {}
-    for mode, names in (("hybrid", features.FEATURES), ("lexical", calibration.lexical_features())):
+    dropped = set(filter(None, args.drop.split(",")))
+    for mode, all_names in (("hybrid", features.FEATURES), ("lexical", calibration.lexical_features())):
+        names = tuple(n for n in all_names if n not in dropped)
         data = [r for r in rows if r[mode]["has_answer"]]
         x = [r[mode]["features"] for r in data]
         y = [r[mode]["correct"] for r in data]
