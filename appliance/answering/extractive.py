@@ -54,7 +54,8 @@ def _grow(best: Unit, all_units: list[Unit]) -> list[Unit]:
     if best.kind != "sentence":
         chosen = block[:MAX_LIST_ITEMS]
         before = [u for u in all_units if u.order < block[0].order]
-        if before and before[-1].kind == "sentence" and before[-1].text.endswith(":"):
+        # the sentence that introduces the list or table: the one straight before it, under the same heading
+        if before and before[-1].kind == "sentence" and before[-1].section == best.section:
             chosen = [before[-1], *chosen]
         return chosen
     chosen = [best]
@@ -105,7 +106,7 @@ def select(
         if grown and q.covered(term_set(unit.text) - covered) > 0:
             groups.append(Group(tuple(grown), other.chunk_id, grown[0].start, max(u.end for u in grown)))
             break
-    return groups
+    return sorted(groups, key=lambda g: g.start)  # in the article's order
 
 
 def render(groups: list[Group]) -> str:
@@ -114,18 +115,26 @@ def render(groups: list[Group]) -> str:
     for number, group in enumerate(groups, start=1):
         lines: list[str] = []
         sentences: list[str] = []
+        previous = ""
         for unit in group.units:
             if unit.kind == "sentence":
                 sentences.append(unit.text)
+                previous = unit.kind
                 continue
             if sentences:
                 lines.append(" ".join(sentences))
                 sentences = []
+            if lines and (unit.kind == "table" or previous == "sentence" or previous == "table"):
+                lines.append("")  # a list or a table after a paragraph needs a blank line in markdown
             lines.append(unit.markdown())
+            previous = unit.kind
         if sentences:
+            if lines:
+                lines.append("")
             lines.append(" ".join(sentences))
-        lines[-1] = f"{lines[-1]} [{number}]"
-        if len(lines) > 1 and group.units[0].kind == "sentence" and group.units[-1].kind != "sentence":
-            lines.insert(1, "")  # a paragraph before a list needs a blank line in markdown
+        if group.units[-1].kind == "table" and not sentences:
+            lines += ["", f"[{number}]"]  # a mark on a table row would become a cell
+        else:
+            lines[-1] = f"{lines[-1]} [{number}]"
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

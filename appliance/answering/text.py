@@ -20,7 +20,8 @@ _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[“‘])")
 _ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|etc|vs|approx|no|dr|mr|mrs|ms|st|fig|incl)\.$", re.IGNORECASE)
 
-UnitKind = Literal["sentence", "step", "bullet"]
+UnitKind = Literal["sentence", "step", "bullet", "table"]
+_TABLE_ROW = re.compile(r"^\s{0,3}\|")
 
 
 def stem(word: str) -> str:
@@ -52,7 +53,7 @@ def term_set(text: str) -> set[str]:
 @dataclass(frozen=True)
 class Unit:
     kind: UnitKind
-    text: str  # the unit's words, without its list marker, lines joined by single spaces
+    text: str  # the unit's words, without its list marker, lines joined by single spaces (a table: its rows)
     marker: str  # "3." for a numbered step, "-" for a bullet, "" for a sentence
     block: int  # units of one paragraph or one list share a block number
     order: int  # position in the text
@@ -116,7 +117,16 @@ def units(text: str) -> list[Unit]:
     section = 0
     paragraph: _Joined | None = None
     item: tuple[UnitKind, str, _Joined] | None = None
+    table: list[tuple[int, str]] = []  # (offset, line) of the rows of an open table
     in_code = False
+
+    def close_table() -> None:
+        nonlocal block
+        if table:
+            start, end = table[0][0], table[-1][0] + len(table[-1][1])
+            out.append(Unit("table", "\n".join(line for _, line in table), "", block, len(out), section, start, end))
+            table.clear()
+            block += 1
 
     def close_item() -> None:
         nonlocal item
@@ -129,6 +139,7 @@ def units(text: str) -> list[Unit]:
 
     def flush() -> None:
         nonlocal paragraph, block
+        close_table()
         if paragraph is not None:
             for a, b in sentence_spans(paragraph.text):
                 start, end = paragraph.span(a, b)
@@ -149,6 +160,12 @@ def units(text: str) -> list[Unit]:
             continue
         if in_code:
             continue
+        if _TABLE_ROW.match(raw):  # a table stays one unit, row by row, as written
+            if not table:
+                flush()
+            table.append((lead, line))
+            continue
+        close_table()
         if not line or _HEADING.match(raw):
             flush()
             if item is None and paragraph is None:

@@ -301,3 +301,16 @@ def test_a_prompt_attack_is_refused_and_audited_but_a_complaint_is_answered(demo
     assert json.loads(details)["outcome"] == "blocked" and "DAN" not in details and gaps == 0
     complaint = ask(demo, seed.north, "Ignore my last message, I meant: how do I reset my portal password?")
     assert complaint.answer is not None and complaint.answer.outcome != "blocked"
+
+
+def test_a_table_is_one_unit_quoted_row_by_row_with_its_mark_outside() -> None:
+    content = "Results arrive at different speeds:\n\n| Test | Ready in |\n|---|---|\n| Blood | 1 day |\n| MRI | 3 days |\n\nAsk us.\n"
+    found = units(content)
+    assert [u.kind for u in found] == ["sentence", "table", "sentence"]
+    table = found[1]
+    assert content[table.start : table.end] == table.text == "| Test | Ready in |\n|---|---|\n| Blood | 1 day |\n| MRI | 3 days |"
+    q = QuestionTerms.from_weights({"mri": 2.0, "ready": 1.0})
+    groups = extractive.select(q, content, [extractive.Evidence(1, 0, len(content), 1.0)])
+    assert extractive.render(groups) == (
+        "Results arrive at different speeds:\n\n| Test | Ready in |\n|---|---|\n| Blood | 1 day |\n| MRI | 3 days |\n\n[1]"
+    )
