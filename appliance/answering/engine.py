@@ -18,14 +18,15 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from appliance.answering import extractive, features, followup, templates
 from appliance.answering.calibration import Calibration
 from appliance.answering.types import Answer, Source
-from appliance.errors import ApplianceError, InvalidValue, NotFound
+from appliance.errors import ApplianceError, InvalidValue
 from appliance.inference.base import Embedder, Generator
+from appliance.knowledge import articles
 from appliance.retrieval import flags, lexical
 from appliance.retrieval.dense import read_state
 from appliance.retrieval.index import CHUNK_WORDS
@@ -63,18 +64,10 @@ class EngineParts:
     guard_version: str = ""
     help_url: Callable[[int, int], str] = lambda org_id, article_id: f"/help/{org_id}/articles/{article_id}"
     threshold: Callable[[int], int] = lambda org_id: DEFAULT_THRESHOLD
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def article_content(db: Database, org_id: int, article_id: int, version: int) -> str:
-    with db.read() as conn:
-        row = conn.execute(
-            "SELECT content FROM article_versions WHERE org_id = ? AND article_id = ? AND version = ?",
-            (org_id, article_id, version),
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"article {article_id} version {version} not found")
-    return str(row[0])
+    return articles.get_version(db, org_id, article_id, version).content
 
 
 def normalise(question: str) -> str:

@@ -40,13 +40,12 @@ class Question:
     gold: tuple[str, ...]
 
 
-def read_questions(path: Path) -> list[Question]:
-    """JSON Lines: id, question, answerable (bool), gold_article_ids (list; empty when unanswerable)."""
+def json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each non-blank line of a JSON Lines file as ("file:line", object); bad input names the file and line."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
-    out: list[Question] = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -59,6 +58,13 @@ def read_questions(path: Path) -> list[Question]:
             raise BadInput(f"{where}: not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise BadInput(f"{where}: expected a JSON object")
+        yield where, row
+
+
+def read_questions(path: Path) -> list[Question]:
+    """JSON Lines: id, question, answerable (bool), gold_article_ids (list; empty when unanswerable)."""
+    out: list[Question] = []
+    for where, row in json_lines(path):
         qid, text, answerable, gold = row.get("id"), row.get("question"), row.get("answerable"), row.get("gold_article_ids")
         if not isinstance(qid, str | int) or isinstance(qid, bool):
             raise BadInput(f"{where}: 'id' must be a string")

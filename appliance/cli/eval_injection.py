@@ -7,7 +7,6 @@ the indexer would use it. Labels: 1 = attack, 0 = benign.
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.eval_cmds import emit, eval_group
+from appliance.cli.eval_cmds import emit, eval_group, json_lines
 from appliance.cli.main import Obj, pass_obj
 from appliance.config import load_settings
 from appliance.errors import BadInput
@@ -33,23 +32,8 @@ _LABELS: dict[object, int] = {1: 1, 0: 0, "1": 1, "0": 0, "attack": 1, "benign":
 
 def read_labelled(path: Path) -> list[tuple[str, int]]:
     """JSON Lines with `text` and `label` (1 or "1" or "attack"; 0 or "0" or "benign")."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror}") from None
     out: list[tuple[str, int]] = []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadInput(f"{where}: not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise BadInput(f"{where}: expected a JSON object")
+    for where, row in json_lines(path):
         text, label = row.get("text"), row.get("label")
         if not isinstance(text, str):
             raise BadInput(f"{where}: 'text' must be a string")
