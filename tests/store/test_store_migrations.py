@@ -81,9 +81,24 @@ def _seed_v7(conn: Connection) -> None:
     )
 
 
+def _seed_v8(conn: Connection) -> None:
+    conn.execute("INSERT INTO customers (id, org_id, external_id, email, created_at) VALUES (1, 1, 'u1', 'c@x.example', ?)",
+                 (NOW,))  # fmt: skip
+    conn.execute("INSERT INTO teams (id, org_id, name, created_at) VALUES (1, 1, 'Billing', ?)", (NOW,))
+    conn.execute("UPDATE conversations SET customer_id = 1, team_id = 1, status = 'escalated' WHERE id = 1")
+    conn.execute(
+        "INSERT INTO escalation_rules (org_id, name, trigger_type, trigger_value, action, priority, created_by,"
+        " created_at, updated_at) VALUES (1, 'angry', 'sentiment', '25', 'escalate', 1, 'cli:root', ?, ?)", (NOW, NOW),
+    )  # fmt: skip
+    conn.execute(
+        "INSERT INTO webhooks (org_id, url, secret, events, created_by, created_at)"
+        " VALUES (1, 'http://127.0.0.1:9/h', 's', '[\"message.created\"]', 'cli:root', ?)", (NOW,),
+    )  # fmt: skip
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
-    1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7,
+    1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
 }  # fmt: skip
 
 
