@@ -198,6 +198,40 @@ class Settings(BaseSettings):
         "Default: the shipped calibration.",
     )
 
+    # -- conversations ---------------------------------------------------------------------------------------
+    max_message_bytes: int = Field(
+        default=4096, ge=256, le=65536,
+        description="Largest customer or agent message accepted, in bytes of UTF-8; larger ones get 413.",
+    )  # fmt: skip
+    max_bot_turns: int = Field(
+        default=10, ge=1, le=1000,
+        description="AI replies in one conversation after which it is handed to a person.",
+    )  # fmt: skip
+    max_failed_attempts: int = Field(
+        default=3, ge=1, le=100,
+        description="Failed AI attempts (refusals, low-confidence replies, thumbs-down) after which a conversation "
+        "is handed to a person.",
+    )  # fmt: skip
+    visitor_session_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="A widget visitor session expires this long after it was issued."
+    )
+    identity_max_age_s: int = Field(
+        default=24 * 3600, ge=60,
+        description="Oldest signed customer identity (from the intranet) a widget session accepts, in seconds.",
+    )  # fmt: skip
+    chat_responder: Literal["assistant", "echo"] = Field(
+        default="assistant",
+        description="assistant: the answer engine replies to customers. echo: replies repeat the message at "
+        "once; only for measuring the real-time hub (bench/chat_load.py).",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Longest one webhook delivery attempt may take, in seconds."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=30,
+        description="Delivery attempts per webhook event (with growing delays) before it is marked failed.",
+    )  # fmt: skip
+
     @field_validator("metrics_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:

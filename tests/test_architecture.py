@@ -18,7 +18,7 @@ PACKAGE = ROOT / "appliance"
 ROWS: list[set[str]] = [
     {"cli", "web", "console", "widget", "tasks"},
     {"escalation", "retention", "analytics", "instance"},
-    {"conversations", "answering", "knowledge", "retrieval"},
+    {"conversations", "answering", "knowledge", "retrieval", "webhooks"},
     {"auth", "audit", "inference", "redaction"},
     {"store", "crypto", "metrics"},
     {"config", "paths", "errors", "logs"},

@@ -422,3 +422,160 @@ class PassageFlagReviewed(AuditEvent):
     @property
     def target(self) -> str:
         return f"article:{self.article_id}"
+
+
+# -- conversations in real time ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationStarted(AuditEvent):
+    name: ClassVar[str] = "conversation.started"
+    conversation_id: int
+    channel: str
+    customer_id: int | None
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class EscalationDecided(AuditEvent):
+    """A rule or a built-in trigger fired on a conversation: which, on what values, and what it did."""
+
+    name: ClassVar[str] = "conversation.rule_fired"
+    conversation_id: int
+    message_id: int | None
+    rule_id: int | None
+    trigger_type: str
+    action: str
+    team_id: int | None
+    reason: str
+    inputs: dict[str, Any]
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class ConversationAssigned(AuditEvent):
+    name: ClassVar[str] = "conversation.assigned"
+    conversation_id: int
+    agent_id: int | None  # None: back in the team's queue
+    team_id: int | None
+    how: str  # routed | takeover | release | reassigned
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class ConversationResolved(AuditEvent):
+    name: ClassVar[str] = "conversation.resolved"
+    conversation_id: int
+    resolution_type: str
+    status: str  # resolved | closed
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class AgentReplied(AuditEvent):
+    """A person replied to a customer (ids only, never the text)."""
+
+    name: ClassVar[str] = "conversation.agent_replied"
+    conversation_id: int
+    message_id: int
+
+    @property
+    def target(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class CsatSubmitted(AuditEvent):
+    name: ClassVar[str] = "conversation.csat"
+    conversation_id: int
+    rating: int
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
+class CustomerHistoryRead(AuditEvent):
+    name: ClassVar[str] = "customer.history.read"
+    customer_id: int
+
+    @property
+    def target(self) -> str:
+        return f"customer:{self.customer_id}"
+
+
+@dataclass(frozen=True)
+class SignatureRejected(AuditEvent):
+    """A widget visitor session or a signed customer identity did not verify (forged, expired or for another key)."""
+
+    name: ClassVar[str] = "widget.signature_rejected"
+    kind: str  # visitor_session | identity | widget_key
+    reason: str
+
+    @property
+    def target(self) -> str:
+        return f"widget:{self.kind}"
+
+
+@dataclass(frozen=True)
+class WidgetKeyChanged(AuditEvent):
+    name: ClassVar[str] = "widget.key_changed"
+    key_id: int
+    change: str  # created | theme | revoked | secret_rotated
+
+    @property
+    def target(self) -> str:
+        return f"widget_key:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class EscalationRuleChanged(AuditEvent):
+    name: ClassVar[str] = "escalation.rule_changed"
+    rule_id: int
+    change: str  # created | updated | deleted
+    fields: dict[str, Any]
+
+    @property
+    def target(self) -> str:
+        return f"escalation_rule:{self.rule_id}"
+
+
+@dataclass(frozen=True)
+class RoutingChanged(AuditEvent):
+    """Teams, their members and hours, agents' capacity, topics and canned replies."""
+
+    name: ClassVar[str] = "routing.changed"
+    kind: str  # team | member | agent | topic | topic_model | canned_reply
+    object_id: int
+    change: str
+    fields: dict[str, Any]
+
+    @property
+    def target(self) -> str:
+        return f"{self.kind}:{self.object_id}"
+
+
+@dataclass(frozen=True)
+class WebhookChanged(AuditEvent):
+    name: ClassVar[str] = "webhook.changed"
+    webhook_id: int
+    change: str  # created | updated | deleted | secret_rotated
+    url: str
+    events: list[str]
+
+    @property
+    def target(self) -> str:
+        return f"webhook:{self.webhook_id}"
