@@ -119,7 +119,9 @@ class TextScorer(Protocol):
     """A text classifier returning (label, 0-100 score) per text: sentiment, and later other classifiers."""
 
     name: str
-    labels: Sequence[str]
+
+    @property
+    def labels(self) -> Sequence[str]: ...
 
     def score(self, texts: Sequence[str]) -> list[Score]: ...
 

