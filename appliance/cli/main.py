@@ -94,6 +94,6 @@ def new_admin_password() -> str:
     return secrets.token_urlsafe(15)  # 20 characters from 120 random bits
 
 
-from appliance.cli import admin, answers_cmds, audit_cmds, eval_cmds, eval_injection, kb_cmds, models_cmds, retention_cmds, server  # noqa: E402  (commands register)
+from appliance.cli import admin, answers_cmds, audit_cmds, eval_cmds, eval_injection, eval_intents, eval_sentiment, kb_cmds, models_cmds, retention_cmds, server  # noqa: E402  (commands register)
 
 __all__ = ["admin", "answers_cmds", "audit_cmds", "cli", "eval_cmds", "kb_cmds", "main", "models_cmds", "retention_cmds", "server"]
