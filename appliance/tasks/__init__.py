@@ -17,6 +17,7 @@ from huey.consumer import Consumer
 from appliance.audit.events import Context
 from appliance.instance import Instance
 from appliance.retention import conversations
+from appliance.webhooks import delivery
 
 log = logging.getLogger("appliance.tasks")
 
@@ -57,12 +58,31 @@ class Tasks:
 
         self.purge_expired: Any = purge_expired
 
+        # Every minute: retries fall due by the clock, not by any message. The message carries nothing at all;
+        # the deliveries (and any customer text in their payloads) stay in the encrypted database.
+        @self.huey.periodic_task(crontab(minute="*"))
+        def deliver_webhooks() -> None:
+            run = delivery.deliver_due(inst.db, timeout_s=inst.settings.webhook_timeout_s,
+                                       max_attempts=inst.settings.webhook_max_attempts)  # fmt: skip
+            if run.attempted:
+                log.info("webhooks sent", extra={"fields": {"attempted": run.attempted, "delivered": run.delivered,
+                                                             "retrying": run.retrying, "failed": run.failed}})  # fmt: skip
+
+        self._deliver_webhooks: Any = deliver_webhooks
+
     def index_org(self, org_id: int) -> None:
         """Bring the organisation's retrieval index up to date with its articles."""
         try:
             self._index_org(int(org_id))
         except Exception:  # the outbox keeps the work; the next message or the start-up sweep retries it
             log.exception("index task failed", extra={"fields": {"org_id": org_id}})
+
+    def deliver_webhooks(self) -> None:
+        """Send the webhook deliveries that are due (call it after a change that queued some)."""
+        try:
+            self._deliver_webhooks()
+        except Exception:  # the deliveries stay pending in the database; the periodic run retries them
+            log.exception("webhook delivery task failed")
 
     def sweep(self) -> None:
         """Queue the organisations with index work left over (after a restart or a crash)."""
