@@ -130,6 +130,22 @@ class AnswerEngine:
                     self._cache.popitem(last=False)
         return answer
 
+    def draft(self, org_id: int, query: str) -> tuple[Answer | None, list[ArticleHit]]:
+        """For a person, not a customer: the extractive answer from the best article whatever its confidence (the
+        confidence says how far to trust it), and the articles found. (None, []) when nothing matches."""
+        query = " ".join(query.split())[:MAX_QUESTION_CHARS]
+        if not query:
+            return None, []
+        result = self.parts.retriever().search(org_id, query, SEARCH_K)
+        if not result.articles:
+            return None, []
+        q = self.question_terms(org_id, query)
+        values = features.compute(q, result)
+        confidence = self.parts.calibration.confidence(values, result.dense_used)
+        threshold = self.parts.threshold(org_id)
+        answer = self.extractive(org_id, q, result.articles[0], query, query, threshold, confidence, values, result)
+        return answer, list(result.articles)
+
     def question_terms(self, org_id: int, query: str) -> features.QuestionTerms:
         def frequencies(terms: list[str]) -> tuple[int, dict[str, int]]:
             with self.parts.db.read() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Mode = Literal["extractive", "generative"]
+Mode = Literal["extractive", "generative", "echo"]  # echo: only the hub benchmark's responder
 Outcome = Literal["answered", "refused", "blocked"]
 
 

@@ -579,3 +579,15 @@ class WebhookChanged(AuditEvent):
     @property
     def target(self) -> str:
         return f"webhook:{self.webhook_id}"
+
+
+@dataclass(frozen=True)
+class ConversationRead(AuditEvent):
+    """A person opened a conversation's transcript and handoff package."""
+
+    name: ClassVar[str] = "conversation.read"
+    conversation_id: int
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"

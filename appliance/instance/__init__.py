@@ -9,6 +9,7 @@ import functools
 import getpass
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,14 +31,19 @@ from appliance.config import Settings
 from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
 from appliance.answering.engine import AnswerEngine, EngineParts, ModelInfo
-from appliance.errors import ApplianceError, ConfigError, DataDirError
-from appliance.inference.base import Embedder, Generator
+from appliance.conversations.flow import Flow
+from appliance.conversations.topics import Topics
+from appliance.conversations.widget import SESSION_KEY_PURPOSE, Sessions
+from appliance.errors import ApplianceError, ConfigError, DataDirError, ModelError
+from appliance.inference.base import Embedder, Generator, TextScorer
 from appliance.paths import DataPaths
 from appliance.retrieval.dense import KEY_PURPOSE as DENSE_KEY_PURPOSE
 from appliance.retrieval.search import FusionConfig
 from appliance.retrieval.service import KnowledgeIndex
 from appliance.store import Database
 from appliance.store.schema import current_version, head_version, migrate
+
+log = logging.getLogger("appliance.instance")
 
 
 def _once(factory: Callable[[], Generator | None]) -> Callable[[], Generator | None]:
@@ -79,6 +85,8 @@ class Instance:
     _key: bytes = field(repr=False)
     passwords: Passwords = field(init=False)
     session_policy: SessionPolicy = field(init=False)
+    _sentiment: tuple[TextScorer | None] | None = field(default=None, init=False, repr=False)
+    _sentiment_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.passwords = Passwords(self.settings)
@@ -124,6 +132,52 @@ class Instance:
             help_url=self._help_url, threshold=self._threshold, attack_check=guard.is_attack,
             guard_version=guard.version,
         ))  # fmt: skip
+
+    @functools.cached_property
+    def widget_sessions(self) -> Sessions:
+        settings = self.settings
+        return Sessions(self.db, self.subkey(SESSION_KEY_PURPOSE), settings.visitor_session_hours,
+                        settings.identity_max_age_s)  # fmt: skip
+
+    @functools.cached_property
+    def flow(self) -> Flow:
+        """The conversation flow: sentiment, topics, the escalation rules and the answer engine, wired."""
+        from appliance.escalation.rules import RulesTriage
+
+        settings = self.settings
+        return Flow(
+            self.db, lambda: self.answers,
+            triage=RulesTriage(settings.max_failed_attempts, settings.max_bot_turns),
+            sentiment=self._sentiment_scorer, topics=self.topics.classify,
+            max_message_bytes=settings.max_message_bytes, max_failed_attempts=settings.max_failed_attempts,
+            responder=settings.chat_responder,
+        )  # fmt: skip
+
+    @functools.cached_property
+    def topics(self) -> Topics:
+        return Topics(self.db, self._required_embedder)
+
+    def _required_embedder(self) -> Embedder:
+        embedder = self.knowledge.embedder
+        if embedder is None:
+            raise ModelError("the embedder is not available (see `appliance models verify`)")
+        return embedder
+
+    def _sentiment_scorer(self) -> TextScorer | None:
+        """The trained sentiment model over the installation's embedder. When it cannot load, messages are still
+        taken (with no sentiment) and the reason is logged once: a model problem never loses a customer message."""
+        with self._sentiment_lock:
+            if self._sentiment is None:
+                from appliance.inference.sentiment import load_sentiment
+
+                try:
+                    scorer: TextScorer = load_sentiment(self._required_embedder())
+                    self._sentiment = (scorer,)
+                except ApplianceError as exc:
+                    log.warning("sentiment model unavailable; messages are stored without sentiment",
+                                extra={"fields": {"error": exc.message}})  # fmt: skip
+                    self._sentiment = (None,)
+            return self._sentiment[0] if self._sentiment is not None else None
 
     @contextmanager
     def staged_answers(self) -> Iterator[tuple[KnowledgeIndex, AnswerEngine]]:

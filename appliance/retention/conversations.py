@@ -1,5 +1,6 @@
 """Purge conversations whose last activity is older than the retention period, with their messages (and the
-answers' provenance stored on them) and the knowledge gaps recorded from them. Each organisation's purge is one
+answers' provenance stored on them), the knowledge gaps and escalation decisions recorded from them, their webhook
+deliveries (whose payloads quote messages), and customers left with no conversation and no recent contact. Each organisation's purge is one
 transaction with its audit event, so a purge is either whole and recorded, or not done."""
 
 from __future__ import annotations
@@ -46,8 +47,16 @@ def purge(db: Database, ctx: Context, days: int, now: datetime | None = None, dr
                 out.append(result)
                 continue
             conn.execute(f"DELETE FROM knowledge_gaps WHERE {gaps_where}", (org_id, cutoff, org_id, cutoff))
+            conn.execute(f"DELETE FROM escalation_decisions WHERE conversation_id IN ({old})", (org_id, cutoff))
+            # Webhook payloads quote messages: those of purged conversations go, and any older than the cutoff.
+            conn.execute(f"DELETE FROM webhook_deliveries WHERE org_id = ? AND (conversation_id IN ({old})"
+                         " OR created_at < ?)", (org_id, org_id, cutoff, cutoff))  # fmt: skip
             conn.execute(f"DELETE FROM messages WHERE conversation_id IN ({old})", (org_id, cutoff))
             conn.execute("DELETE FROM conversations WHERE org_id = ? AND updated_at < ?", (org_id, cutoff))
+            # A customer with no conversation left and no contact since the cutoff is purged too.
+            conn.execute("DELETE FROM customers WHERE org_id = ? AND coalesce(last_contact_at, created_at) < ?"
+                         " AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.customer_id = customers.id)",
+                         (org_id, cutoff))  # fmt: skip
             audit.record(conn, Context(ctx.actor, org_id, ctx.client_addr),
                          RetentionPurged("conversations", cutoff, result.conversations, result.messages,
                                          result.knowledge_gaps))  # fmt: skip

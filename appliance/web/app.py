@@ -3,6 +3,7 @@ stable `code` and a human `message` in the one handler below."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -18,9 +19,10 @@ from appliance.errors import ApplianceError, RateLimited
 from appliance.instance import Instance
 from appliance.metrics import HttpMetrics
 from appliance.tasks import Tasks
+from appliance.web.hub import Hub
 from appliance.web.middleware import BodySizeLimit, RequestLog
 from appliance.web.ratelimit import RateLimiter
-from appliance.web.routes import answers, apikeys, audit, auth, health, knowledge, retrieval, settings, team
+from appliance.web.routes import answers, apikeys, audit, auth, conversations, escalation, health, knowledge, retrieval, routing, settings, team, webhooks, widget
 
 log = logging.getLogger("appliance.web")
 
@@ -67,6 +69,7 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.hub.loop = asyncio.get_running_loop()
         tasks.start()
         try:
             yield
@@ -81,13 +84,14 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
     )
     app.state.instance = inst
     app.state.tasks = tasks
+    app.state.hub = Hub()
     app.state.metrics = HttpMetrics()
     app.state.rate_limiter = RateLimiter(inst.settings.rate_limit_per_minute)
     app.state.metrics_networks = [
         ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks
     ]
     _install_error_handlers(app)
-    for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval):  # answers first: /api/knowledge/gaps
+    for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval, webhooks, conversations, routing, widget, escalation):  # answers first: /api/knowledge/gaps
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
     app.add_middleware(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
@@ -20,6 +21,7 @@ from appliance.auth.apikeys import resolve_key
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.auth.sessions import resolve_session
+from appliance.conversations.widget import Visitor
 from appliance.errors import CsrfFailed, NotAuthenticated, PermissionDenied, RateLimited
 from appliance.instance import Instance
 from appliance.web.ratelimit import RateLimiter
@@ -33,6 +35,8 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 PUBLIC = "public"
 MONITORING = "monitoring"
 SIGNED_IN = "signed_in"
+VISITOR = "visitor"
+VISITOR_HEADER = "x-visitor-session"
 
 
 def instance(request: Request) -> Instance:
@@ -93,6 +97,17 @@ async def _signed_in(request: Request) -> Principal:
     return principal
 
 
+def _deny(request: Request, principal: Principal, needed: str) -> PermissionDenied:
+    route = request.scope.get("route")
+    audit.record_alone(
+        instance(request).db,
+        principal.context(client_addr(request)),
+        AccessDenied(needed, f"{request.method} {getattr(route, 'path', request.url.path)}"),
+        "denied",
+    )
+    return PermissionDenied(f"this needs the {needed} permission")
+
+
 def _mark(fn: Callable[..., Any], rule: str) -> Callable[..., Any]:
     fn.access_rule = rule  # type: ignore[attr-defined]
     return fn
@@ -104,17 +119,83 @@ signed_in = _mark(_signed_in, SIGNED_IN)
 def requires(permission: Permission) -> Any:
     async def check(request: Request, principal: Principal = Depends(signed_in)) -> Principal:
         if permission not in principal.permissions:
-            route = request.scope.get("route")
-            audit.record_alone(
-                instance(request).db,
-                principal.context(client_addr(request)),
-                AccessDenied(permission.value, f"{request.method} {getattr(route, 'path', request.url.path)}"),
-                "denied",
-            )
-            raise PermissionDenied(f"this needs the {permission.value} permission")
+            raise _deny(request, principal, permission.value)
         return principal
 
     _mark(check, permission.value)
+    return Depends(check)
+
+
+def requires_any(*permissions: Permission) -> Any:
+    """One of several permissions (e.g. viewing assigned or all conversations); the rule reads `a|b`."""
+    rule = "|".join(p.value for p in permissions)
+
+    async def check(request: Request, principal: Principal = Depends(signed_in)) -> Principal:
+        if not any(p in principal.permissions for p in permissions):
+            raise _deny(request, principal, " or ".join(p.value for p in permissions))
+        return principal
+
+    _mark(check, rule)
+    return Depends(check)
+
+
+def visitor_from(request: Request, token: str | None) -> Visitor:
+    if not token:
+        raise NotAuthenticated("a visitor session is needed (POST /api/widget/session)")
+    visitor = instance(request).widget_sessions.verify(anonymous_context(request), token)
+    request.state.visitor = visitor
+    _limit(request, f"visitor:{visitor.visitor_id}")
+    return visitor
+
+
+async def _visitor(request: Request) -> Visitor:
+    return visitor_from(request, request.headers.get(VISITOR_HEADER))
+
+
+visitor = _mark(_visitor, VISITOR)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A widget visitor, or a signed-in person or API key acting for customers."""
+
+    visitor: Visitor | None
+    principal: Principal | None
+
+    @property
+    def org_id(self) -> int:
+        if self.visitor is not None:
+            return self.visitor.org_id
+        assert self.principal is not None
+        return self.principal.org_id
+
+    def context(self, client_addr: str | None) -> Context:
+        if self.visitor is not None:
+            return self.visitor.context(client_addr)
+        assert self.principal is not None
+        return self.principal.context(client_addr)
+
+    @property
+    def sender(self) -> str:
+        if self.visitor is not None:
+            return self.visitor.sender
+        assert self.principal is not None
+        return self.principal.context(None).actor
+
+
+def visitor_or(permission: Permission) -> Any:
+    """A visitor session (header X-Visitor-Session), or else a principal holding the permission."""
+
+    async def check(request: Request) -> Caller:
+        token = request.headers.get(VISITOR_HEADER)
+        if token is not None:
+            return Caller(visitor_from(request, token), None)
+        principal = await _signed_in(request)
+        if permission not in principal.permissions:
+            raise _deny(request, principal, permission.value)
+        return Caller(None, principal)
+
+    _mark(check, f"{VISITOR}|{permission.value}")
     return Depends(check)
 
 

@@ -13,8 +13,24 @@ from fastapi.testclient import TestClient
 from appliance.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from appliance.instance import Instance
 from appliance.web.app import create_app
-from appliance.web.deps import MONITORING, PUBLIC, SIGNED_IN, access_rule_of
+from appliance.web.deps import MONITORING, PUBLIC, SIGNED_IN, VISITOR, access_rule_of
+from starlette.routing import WebSocketRoute
 from tests.conftest import make_client, Seed, client_for
+
+P = Permission
+
+
+def _any(*permissions: Permission) -> str:
+    return "|".join(p.value for p in permissions)
+
+
+def _held(rule: str, held: frozenset[Permission]) -> bool | None:
+    """Whether a role holding `held` passes the rule; None for a rule no role passes alone (visitor-only)."""
+    names = [part for part in rule.split("|") if part != VISITOR]
+    if not names:
+        return None
+    return any(Permission(name) in held for name in names)
+
 
 # (method, path) -> access rule. A new route must be added here, with its permission, or this test fails.
 MATRIX: dict[tuple[str, str], str] = {
@@ -49,7 +65,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/knowledge/import"): Permission.MANAGE_KNOWLEDGE_BASE,  # multipart: a JSON body gets 400
     ("GET", "/help/{org_slug}/articles/{article_id}"): PUBLIC,
     ("GET", "/api/retrieval/search"): Permission.MANAGE_KNOWLEDGE_BASE,
-    ("POST", "/api/chat/message"): Permission.RESPOND_TO_CUSTOMERS,
+    ("POST", "/api/chat/message"): f"{VISITOR}|{Permission.RESPOND_TO_CUSTOMERS.value}",
     ("GET", "/api/messages/{message_id}/provenance"): Permission.REVIEW_AI_RESPONSES,
     ("GET", "/api/knowledge/gaps"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("GET", "/api/knowledge/flags"): Permission.MANAGE_KNOWLEDGE_BASE,
@@ -59,7 +75,64 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/knowledge/golden"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("DELETE", "/api/knowledge/golden/{golden_id}"): Permission.MANAGE_KNOWLEDGE_BASE,
     ("GET", "/api/knowledge/golden/run"): Permission.MANAGE_KNOWLEDGE_BASE,
+    # conversations
+    ("GET", "/api/conversations"): _any(P.VIEW_ALL_CONVERSATIONS, P.VIEW_ASSIGNED_CONVERSATIONS),
+    ("GET", "/api/conversations/{conversation_id}"): _any(P.VIEW_ALL_CONVERSATIONS, P.VIEW_ASSIGNED_CONVERSATIONS),
+    ("POST", "/api/conversations/{conversation_id}/escalate"): _any(P.RESPOND_TO_CUSTOMERS, P.ASSIGN_CONVERSATIONS),
+    ("POST", "/api/conversations/{conversation_id}/takeover"): P.RESPOND_TO_CUSTOMERS,
+    ("POST", "/api/conversations/{conversation_id}/release"): P.RESPOND_TO_CUSTOMERS,
+    ("POST", "/api/conversations/{conversation_id}/messages"): P.RESPOND_TO_CUSTOMERS,
+    ("POST", "/api/conversations/{conversation_id}/assign"): P.ASSIGN_CONVERSATIONS,
+    ("PUT", "/api/conversations/{conversation_id}/priority"): P.ASSIGN_CONVERSATIONS,
+    ("POST", "/api/conversations/{conversation_id}/resolve"): f"{VISITOR}|{P.MARK_RESOLVED.value}",
+    ("POST", "/api/conversations/{conversation_id}/csat"): f"{VISITOR}|{P.RESPOND_TO_CUSTOMERS.value}",
+    ("GET", "/api/customers/{customer_id}/history"): P.VIEW_CUSTOMER_HISTORY,
+    ("PUT", "/api/customers/{customer_id}/value"): P.MANAGE_AGENTS,
+    # routing
+    ("GET", "/api/teams"): _any(P.MANAGE_AGENTS, P.MANAGE_TEAM, P.ASSIGN_CONVERSATIONS),
+    ("POST", "/api/teams"): _any(P.MANAGE_AGENTS, P.MANAGE_TEAM),
+    ("PUT", "/api/teams/{team_id}"): _any(P.MANAGE_AGENTS, P.MANAGE_TEAM),
+    ("DELETE", "/api/teams/{team_id}"): _any(P.MANAGE_AGENTS, P.MANAGE_TEAM),
+    ("GET", "/api/agents"): _any(P.MANAGE_AGENTS, P.MANAGE_TEAM, P.ASSIGN_CONVERSATIONS),
+    ("PUT", "/api/agents/me"): P.RESPOND_TO_CUSTOMERS,
+    ("PUT", "/api/agents/{user_id}"): _any(P.MANAGE_AGENTS, P.MANAGE_TEAM),
+    ("GET", "/api/topics"): _any(P.CONFIGURE_ESCALATIONS, P.CONFIGURE_AI),
+    ("POST", "/api/topics"): _any(P.CONFIGURE_ESCALATIONS, P.CONFIGURE_AI),
+    ("PUT", "/api/topics/{topic_id}"): _any(P.CONFIGURE_ESCALATIONS, P.CONFIGURE_AI),
+    ("DELETE", "/api/topics/{topic_id}"): _any(P.CONFIGURE_ESCALATIONS, P.CONFIGURE_AI),
+    ("POST", "/api/topics/train"): _any(P.CONFIGURE_ESCALATIONS, P.CONFIGURE_AI),
+    ("GET", "/api/canned-replies"): _any(P.RESPOND_TO_CUSTOMERS, P.MANAGE_AGENTS),
+    ("POST", "/api/canned-replies"): P.MANAGE_AGENTS,
+    ("DELETE", "/api/canned-replies/{reply_id}"): P.MANAGE_AGENTS,
+    # widget
+    ("GET", "/api/widget/keys"): P.MANAGE_SETTINGS,
+    ("POST", "/api/widget/keys"): P.MANAGE_SETTINGS,
+    ("PUT", "/api/widget/keys/{key_id}/theme"): P.MANAGE_SETTINGS,
+    ("POST", "/api/widget/keys/{key_id}/rotate-secret"): P.MANAGE_SETTINGS,
+    ("DELETE", "/api/widget/keys/{key_id}"): P.MANAGE_SETTINGS,
+    ("POST", "/api/widget/session"): PUBLIC,
+    ("GET", "/api/chat/conversations/{conversation_id}"): VISITOR,
+    ("POST", "/api/chat/conversations/{conversation_id}/human"): VISITOR,
+    ("POST", "/api/chat/messages/{message_id}/feedback"): VISITOR,
+    # escalation rules
+    ("GET", "/api/escalation-rules"): P.CONFIGURE_ESCALATIONS,
+    ("POST", "/api/escalation-rules"): P.CONFIGURE_ESCALATIONS,
+    ("GET", "/api/escalation-rules/{rule_id}"): P.CONFIGURE_ESCALATIONS,
+    ("PUT", "/api/escalation-rules/{rule_id}"): P.CONFIGURE_ESCALATIONS,
+    ("DELETE", "/api/escalation-rules/{rule_id}"): P.CONFIGURE_ESCALATIONS,
+    ("POST", "/api/escalation-rules/reorder"): P.CONFIGURE_ESCALATIONS,
+    ("POST", "/api/escalation-rules/test"): P.CONFIGURE_ESCALATIONS,
+    # webhooks
+    ("GET", "/api/webhooks"): P.MANAGE_INTEGRATIONS,
+    ("POST", "/api/webhooks"): P.MANAGE_INTEGRATIONS,
+    ("PUT", "/api/webhooks/{webhook_id}"): P.MANAGE_INTEGRATIONS,
+    ("DELETE", "/api/webhooks/{webhook_id}"): P.MANAGE_INTEGRATIONS,
+    ("POST", "/api/webhooks/{webhook_id}/rotate-secret"): P.MANAGE_INTEGRATIONS,
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): P.MANAGE_INTEGRATIONS,
+    ("POST", "/api/webhooks/deliveries/{delivery_id}/redeliver"): P.MANAGE_INTEGRATIONS,
 }
+# The WebSockets of the real-time hub: each authenticates in its handler (a visitor session, a console session).
+WEBSOCKETS = {"/ws/widget": VISITOR, "/ws/console": SIGNED_IN}
 # Framework pages that carry no data: the OpenAPI schema and its viewers.
 DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -75,6 +148,28 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/knowledge/{article_id}/status"): {"status": "published"},
     ("POST", "/api/chat/message"): {"message": "How do I reset my password?"},
     ("POST", "/api/knowledge/golden"): {"question": "Can I park for free?"},
+    ("POST", "/api/conversations/{conversation_id}/escalate"): {},
+    ("POST", "/api/conversations/{conversation_id}/messages"): {"text": "Hello"},
+    ("POST", "/api/conversations/{conversation_id}/assign"): {"agent_id": None},
+    ("PUT", "/api/conversations/{conversation_id}/priority"): {"priority": "high"},
+    ("POST", "/api/conversations/{conversation_id}/csat"): {"rating": 5},
+    ("PUT", "/api/customers/{customer_id}/value"): {"lifetime_value": 10},
+    ("POST", "/api/teams"): {"name": "Billing"},
+    ("PUT", "/api/teams/{team_id}"): {"name": "Billing"},
+    ("PUT", "/api/agents/me"): {"availability": "away"},
+    ("PUT", "/api/agents/{user_id}"): {"capacity": 3},
+    ("POST", "/api/topics"): {"name": "Billing", "examples": ["a", "b", "c"]},
+    ("PUT", "/api/topics/{topic_id}"): {"name": "Billing", "examples": ["a", "b", "c"]},
+    ("POST", "/api/canned-replies"): {"title": "Hi", "body": "Hello there"},
+    ("POST", "/api/widget/keys"): {},
+    ("PUT", "/api/widget/keys/{key_id}/theme"): {"theme": {}},
+    ("POST", "/api/escalation-rules"): {"name": "r", "trigger_type": "keyword", "trigger_value": "refund",
+                                        "action": "escalate"},
+    ("PUT", "/api/escalation-rules/{rule_id}"): {"name": "r", "trigger_type": "keyword", "trigger_value": "refund",
+                                                 "action": "escalate"},
+    ("POST", "/api/escalation-rules/reorder"): {"ids": []},
+    ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/hook", "events": ["message.created"]},
+    ("PUT", "/api/webhooks/{webhook_id}"): {"url": "http://127.0.0.1:9/hook", "events": ["message.created"]},
 }
 
 
@@ -103,7 +198,11 @@ def iter_routes(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
 def test_every_route_declares_exactly_the_matrix_rule(inst: Instance) -> None:
     app = create_app(inst)
     seen = {}
+    sockets: set[str] = set()
     for route in iter_routes(app.routes):
+        if isinstance(route, WebSocketRoute):
+            sockets.add(route.path)
+            continue
         if not isinstance(route, APIRoute):
             assert getattr(route, "path", None) in DOC_PATHS, f"unexpected non-API route {route!r}"
             continue
@@ -112,6 +211,7 @@ def test_every_route_declares_exactly_the_matrix_rule(inst: Instance) -> None:
             assert len(rules) == 1, f"{method} {route.path} declares {rules or 'no'} access rule(s)"
             seen[(method, route.path)] = rules[0]
     assert seen == {k: str(v) for k, v in MATRIX.items()}
+    assert sockets == set(WEBSOCKETS)
 
 
 def _concrete(path: str, seed_ids: dict[str, int]) -> str:
@@ -125,14 +225,19 @@ def test_each_role_is_allowed_exactly_its_permissions(inst: Instance, seed: Seed
     agent_id = next(u["id"] for u in client_for(inst, Seed.email("admin")).get("/api/users").json()
                     if u["email"] == Seed.email("agent"))  # fmt: skip
     ids = {"user_id": agent_id, "key_id": 999999, "article_id": 999999, "version": 1, "org_slug": "north",
-           "message_id": 999999, "golden_id": 999999, "flag_id": 999999}  # fmt: skip
+           "message_id": 999999, "golden_id": 999999, "flag_id": 999999, "conversation_id": 999999,
+           "customer_id": 999999, "team_id": 999999, "topic_id": 999999, "reply_id": 999999, "rule_id": 999999,
+           "webhook_id": 999999, "delivery_id": 999999}  # fmt: skip
     held = ROLE_PERMISSIONS[Role(role)]
     assert set(me["permissions"]) == {p.value for p in held}
     for (method, path), rule in MATRIX.items():
         if rule in (PUBLIC, MONITORING, SIGNED_IN) or (method, path) == ("POST", "/api/users/{user_id}/disable"):
             continue
+        allowed = _held(rule, held)
+        if allowed is None:
+            continue  # visitor-only: tested with visitor sessions
         response = client.request(method, _concrete(path, ids), json=BODIES.get((method, path)))
-        if Permission(rule) in held:
+        if allowed:
             assert response.status_code != 403, f"{role} refused {method} {path}: {response.text}"
         else:
             assert response.status_code == 403, f"{role} got {response.status_code} on {method} {path}"
@@ -155,7 +260,8 @@ def test_unauthenticated_requests_are_refused_everywhere_but_public(inst: Instan
         if rule in (PUBLIC, MONITORING):
             continue
         ids = {"user_id": 1, "key_id": 1, "article_id": 1, "version": 1, "org_slug": "north", "message_id": 1,
-               "golden_id": 1, "flag_id": 1}  # fmt: skip
+               "golden_id": 1, "flag_id": 1, "conversation_id": 1, "customer_id": 1, "team_id": 1, "topic_id": 1,
+               "reply_id": 1, "rule_id": 1, "webhook_id": 1, "delivery_id": 1}  # fmt: skip
         response = client.request(method, _concrete(path, ids), json=BODIES.get((method, path), {}))
         assert response.status_code == 401, f"{method} {path} answered {response.status_code} without sign-in"
         assert response.json()["code"] == "not_authenticated"

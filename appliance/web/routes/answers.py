@@ -4,38 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.answering import golden
-from appliance.answering.engine import MAX_QUESTION_CHARS
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.conversations import chat
-from appliance.web.deps import client_addr, instance, requires
+from appliance.web.deps import Caller, client_addr, instance, requires, visitor_or
+from appliance.web.routes.conversations import publish
 
 router = APIRouter(tags=["answers"])
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    message: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    message: str = Field(min_length=1, description="At most max_message_bytes bytes of UTF-8 (413 above)")
     conversation_id: int | None = Field(default=None, ge=1)
+    client_id: str | None = Field(default=None, min_length=1, max_length=100,
+                                  description="The sender's id for this message: a resend with it is not stored twice")
 
 
 @router.post("/api/chat/message", summary="Send a message; receive the assistant's answer with its sources")
-def chat_message(
-    body: ChatMessage, request: Request, principal: Principal = requires(Permission.RESPOND_TO_CUSTOMERS)
-) -> dict[str, Any]:
+def chat_message(body: ChatMessage, request: Request, response: Response,
+                 caller: Caller = visitor_or(Permission.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
+    """For a widget visitor (X-Visitor-Session), or an integration acting for customers (an API key or a person
+    with respond_to_customers). A person's conversation in progress gets no AI answer (answer: null)."""
     inst = instance(request)
-    ctx = principal.context(client_addr(request))
-    reply = chat.ask(inst.db, inst.answers, ctx, principal.org_id, body.message, body.conversation_id)
+    v = caller.visitor
+    received, responded = inst.flow.ask(
+        caller.context(client_addr(request)), caller.org_id, body.message, sender=caller.sender,
+        conversation_id=body.conversation_id, client_id=body.client_id, channel="widget" if v else "api",
+        customer_id=v.customer_id if v else None, visitor_id=v.visitor_id if v else None,
+    )  # fmt: skip
+    publish(request, received.events + responded.events)
+    if received.duplicate:
+        response.status_code = 200
     return {
-        "conversation_id": reply.conversation_id,
-        "message_id": reply.message_id,
-        "status": reply.status,
-        "escalated": reply.escalated,
-        "answer": reply.answer.public() if reply.answer is not None else None,
+        "conversation_id": received.conversation_id,
+        "customer_message_id": received.message_id,
+        "duplicate": received.duplicate,
+        "message_id": responded.message_id if responded.message_id is not None else received.reply_id,
+        "status": responded.status,
+        "escalated": responded.escalated,
+        "answer": responded.answer.public() if responded.answer is not None else None,
     }
 
 

@@ -1,0 +1,195 @@
+"""Conversations as people read them: the filtered list, the transcript, and the handoff package an agent gets.
+
+Visibility: a role that may view all conversations sees every one of its organisation; an agent sees the ones
+assigned to them and the escalated ones waiting in their teams' queues (or the organisation-wide queue). Any
+other conversation is "not found" to them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from appliance import audit
+from appliance.answering.engine import AnswerEngine
+from appliance.answering.text import content_terms
+from appliance.audit.events import Context, ConversationRead
+from appliance.conversations import customers, events
+from appliance.conversations.flow import conversation_row
+from appliance.errors import InvalidValue, NotFound
+from appliance.store import Connection, Database
+
+STATUSES = ("active", "waiting", "escalated", "resolved", "closed")
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    view_all: bool
+
+
+def _visible_sql(viewer: Viewer) -> tuple[str, list[Any]]:
+    if viewer.view_all:
+        return "1", []
+    return (
+        "(c.assigned_agent_id = ? OR (c.status = 'escalated' AND c.assigned_agent_id IS NULL AND (c.team_id IS NULL"
+        " OR c.team_id IN (SELECT team_id FROM team_members WHERE user_id = ?))))", [viewer.user_id, viewer.user_id],
+    )  # fmt: skip
+
+
+def visible(conn: Connection, org_id: int, conversation_id: int, viewer: Viewer) -> Any:
+    where, params = _visible_sql(viewer)
+    row = conn.execute(f"SELECT c.* FROM conversations c WHERE c.id = ? AND c.org_id = ? AND {where}",
+                       (conversation_id, org_id, *params)).fetchone()  # fmt: skip
+    if row is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return row
+
+
+def summary(row: Any, agent_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": int(row["id"]), "channel": row["channel"], "status": row["status"], "handled_by": row["handled_by"],
+        "customer_id": row["customer_id"], "team_id": row["team_id"], "assigned_agent_id": row["assigned_agent_id"],
+        "assigned_agent": agent_name, "sentiment": row["sentiment"], "sentiment_label": row["sentiment_label"],
+        "topic": row["topic"], "priority": row["priority"], "tags": customers.tags_of(row["tags"]),
+        "resolution_type": row["resolution_type"], "csat": row["csat"], "csat_comment": row["csat_comment"],
+        "escalation_reason": row["escalation_reason"], "bot_turns": row["bot_turns"],
+        "failed_attempts": row["failed_attempts"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "escalated_at": row["escalated_at"], "first_response_at": row["first_response_at"],
+        "resolved_at": row["resolved_at"],
+    }  # fmt: skip
+
+
+def list_conversations(
+    db: Database, org_id: int, viewer: Viewer, *, status: str | None = None, agent_id: int | None = None,
+    sentiment: str | None = None, topic: str | None = None, priority: str | None = None, team_id: int | None = None,
+    limit: int = 100, before: int | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    where, params = _visible_sql(viewer)
+    sql = ("SELECT c.*, u.name AS agent_name FROM conversations c LEFT JOIN users u ON u.id = c.assigned_agent_id"
+           f" WHERE c.org_id = ? AND {where}")  # fmt: skip
+    args: list[Any] = [org_id, *params]
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")
+        sql += " AND c.status = ?"
+        args.append(status)
+    if sentiment is not None:
+        if sentiment not in SENTIMENTS:
+            raise InvalidValue(f"sentiment must be one of {', '.join(SENTIMENTS)}")
+        sql += " AND c.sentiment_label = ?"
+        args.append(sentiment)
+    for column, value in (("assigned_agent_id", agent_id), ("topic", topic), ("priority", priority),
+                          ("team_id", team_id)):  # fmt: skip
+        if value is not None:
+            sql += f" AND c.{column} = ?"
+            args.append(value)
+    if before is not None:
+        sql += " AND c.id < ?"
+        args.append(before)
+    sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+    args.append(limit)
+    with db.read() as conn:
+        return [summary(r, r["agent_name"]) for r in conn.execute(sql, args)]
+
+
+def _agent_names(conn: Connection, conversation_id: int) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT DISTINCT m.sender, u.name, u.email FROM messages m JOIN users u ON 'user:' || u.id = m.sender"
+        " WHERE m.conversation_id = ? AND m.role = 'agent'", (conversation_id,),
+    ).fetchall()  # fmt: skip
+    return {r["sender"]: r["name"] or r["email"].split("@")[0] for r in rows}
+
+
+def transcript(conn: Connection, conversation_id: int, after: int = 0, staff: bool = True) -> list[dict[str, Any]]:
+    names = _agent_names(conn, conversation_id)
+    rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id",
+                        (conversation_id, after)).fetchall()  # fmt: skip
+    shape = events.staff_message if staff else events.public_message
+    return [shape(r, names.get(r["sender"] or "")) for r in rows]
+
+
+def visitor_view(db: Database, org_id: int, conversation_id: int, visitor_id: str, after: int = 0) -> dict[str, Any]:
+    """What the customer's widget restores after a reload: the state and the messages after `after`."""
+    with db.read() as conn:
+        row = conversation_row(conn, org_id, conversation_id, visitor_id)
+        from appliance.conversations.flow import state_frame
+
+        state = state_frame(conn, conversation_id)
+        return {"conversation_id": conversation_id, "status": row["status"], "handled_by": row["handled_by"],
+                "agent": state["agent"], "rated": row["csat"] is not None,
+                "messages": transcript(conn, conversation_id, after, staff=False)}  # fmt: skip
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def extractive_summary(customer_texts: list[str], limit: int = 3) -> str:
+    """The customer's own sentences that say the most: the first question, then the sentences with the most
+    content words not said yet, in their original order (at most `limit`)."""
+    # A sentence of fewer than two content words ("Hello?", "Thanks") says nothing about the problem.
+    sentences = [s.strip() for t in customer_texts for s in _SENTENCE.split(t) if len(content_terms(s)) >= 2]
+    if not sentences:
+        return " ".join(" ".join(customer_texts).split())[:300]
+    chosen = [0]
+    covered = set(content_terms(sentences[0]))
+    while len(chosen) < min(limit, len(sentences)):
+        gains = [(len(set(content_terms(s)) - covered), -i) for i, s in enumerate(sentences) if i not in chosen]
+        gain, neg = max(gains)
+        if gain == 0:
+            break
+        chosen.append(-neg)
+        covered |= set(content_terms(sentences[-neg]))
+    return " ".join(sentences[i] for i in sorted(chosen))
+
+
+def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewer: Viewer,
+            engine: Callable[[], AnswerEngine] | None, canned: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything an agent needs to take over: the conversation, its transcript with the AI answers' confidence and
+    sources, the sentiment trend, the customer and their history, the decisions taken, a summary, and a suggested
+    resolution (the best articles and a drafted reply). Reading it is audited."""
+    with db.write() as conn:
+        row = visible(conn, org_id, conversation_id, viewer)
+        audit.record(conn, ctx, ConversationRead(conversation_id))
+        agent = conn.execute("SELECT name FROM users WHERE id = ?", (row["assigned_agent_id"],)).fetchone()
+        messages = transcript(conn, conversation_id)
+        decisions = [
+            {"rule_id": d["rule_id"], "trigger_type": d["trigger_type"], "action": d["action"], "team_id": d["team_id"],
+             "reason": d["reason"], "inputs": json.loads(d["inputs"]), "message_id": d["message_id"],
+             "created_at": d["created_at"]}
+            for d in conn.execute("SELECT * FROM escalation_decisions WHERE conversation_id = ? ORDER BY id",
+                                  (conversation_id,))
+        ]  # fmt: skip
+        profile = customers.profile(conn, org_id, row["customer_id"])
+    customer_texts = [m["content"] for m in messages if m["role"] == "customer"]
+    queries = [m["query"] or m["content"] for m in messages if m["role"] == "customer"]
+    suggestion: dict[str, Any] = {"articles": [], "draft": None, "confidence": None, "sources": []}
+    if engine is not None and queries:
+        draft, articles = engine().draft(org_id, queries[-1])
+        suggestion["articles"] = [{"article_id": a.article_id, "version": a.version, "title": a.title,
+                                   "score": round(a.score, 4)} for a in articles[:3]]  # fmt: skip
+        if draft is not None:
+            suggestion.update(draft=draft.text, confidence=draft.confidence,
+                              sources=[s.public() for s in draft.sources])  # fmt: skip
+    return {
+        "conversation": summary(row, agent["name"] if agent else None),
+        "messages": messages,
+        "handoff": {
+            "summary": extractive_summary(customer_texts),
+            "summary_mode": "extractive",
+            "sentiment_trend": [{"message_id": m["id"], "score": m["sentiment"], "label": m["sentiment_label"],
+                                 "at": m["created_at"]} for m in messages if m["role"] == "customer"],  # fmt: skip
+            "ai_answers": [{"message_id": m["id"], "outcome": m["outcome"], "confidence": m["confidence"],
+                            "sources": m["sources"], "feedback": m["feedback"]}
+                           for m in messages if m["role"] == "ai"],  # fmt: skip
+            "customer": profile,
+            "topic": row["topic"],
+            "decisions": decisions,
+            "suggestion": suggestion,
+            "canned_replies": canned or [],
+        },
+    }

@@ -1,0 +1,44 @@
+"""Retention covers what the conversation flow stores beside messages: escalation decisions, webhook deliveries
+(their payloads quote messages) and customers left with nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from appliance.conversations import customers
+from appliance.escalation.rules import RuleInput, create_rule
+from appliance.instance import Instance, cli_context
+from appliance.retention.conversations import purge
+from appliance.webhooks import manage
+from tests.conftest import Seed
+
+
+def test_purge_takes_decisions_deliveries_and_orphaned_customers(inst: Instance, seed: Seed) -> None:
+    ctx = cli_context(seed.north)
+    create_rule(inst.db, ctx, seed.north, RuleInput("complaints", "keyword", r"\bcomplaint\b"))
+    manage.create(inst.db, ctx, seed.north, "http://127.0.0.1:9/hook", ["message.created", "conversation.created"])
+    old_customer = customers.upsert_identified(inst.db, seed.north, "emp-1", "old@north.example")
+    kept_customer = customers.upsert_identified(inst.db, seed.north, "emp-2", "new@north.example")
+    old, _ = inst.flow.ask(ctx, seed.north, "I have a complaint about my bill", sender="visitor:a",
+                           customer_id=old_customer, visitor_id="a")  # fmt: skip
+    new, _ = inst.flow.ask(ctx, seed.north, "Another complaint", sender="visitor:b", customer_id=kept_customer,
+                           visitor_id="b")  # fmt: skip
+    assert old.decisions and old.status == "escalated"
+    long_ago = "2020-01-01T00:00:00.000000Z"
+    with inst.db.write() as conn:
+        conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (long_ago, old.conversation_id))
+        conn.execute("UPDATE customers SET last_contact_at = ? WHERE id = ?", (long_ago, old_customer))
+        conn.execute("UPDATE webhook_deliveries SET created_at = ? WHERE conversation_id = ?",
+                     ("2026-11-01T00:00:00.000000Z", old.conversation_id))  # fmt: skip
+    with inst.db.read() as conn:
+        assert conn.execute("SELECT count(*) FROM webhook_deliveries WHERE conversation_id = ?",
+                            (old.conversation_id,)).fetchone()[0] == 2  # fmt: skip
+    purged = purge(inst.db, ctx, 365, now=datetime.now(UTC) + timedelta(days=1))
+    assert sum(p.conversations for p in purged) == 1
+    with inst.db.read() as conn:
+        left = {t: conn.execute(f"SELECT count(*) FROM {t} WHERE conversation_id = ?", (old.conversation_id,)).fetchone()[0]
+                for t in ("messages", "escalation_decisions", "webhook_deliveries")}  # fmt: skip
+        assert left == {"messages": 0, "escalation_decisions": 0, "webhook_deliveries": 0}
+        assert [r[0] for r in conn.execute("SELECT id FROM customers ORDER BY id")] == [kept_customer]
+        assert conn.execute("SELECT count(*) FROM escalation_decisions WHERE conversation_id = ?",
+                            (new.conversation_id,)).fetchone()[0] == 1  # fmt: skip
