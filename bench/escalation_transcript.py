@@ -2,13 +2,17 @@
 the team's online agent is alerted over the hub, takes over, replies, and resolves; the customer rates it. Prints
 what each side saw (frames and API replies) and the audit events, in order.
 
-    .venv/bin/python bench/escalation_transcript.py
+    .venv/bin/python bench/escalation_transcript.py [--with-models]
+
+--with-models installs the shipped embedder and sentiment model into the throwaway data dir first (the ONNX
+export takes a minute), so the customer's message carries its sentiment.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import warnings
 import sys
 import tempfile
 import threading
@@ -23,6 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from appliance.auth import orgs, users
 from appliance.config import Settings
 from appliance.conversations.widget import identity_signature
+from appliance.inference import registry
 from appliance.instance import cli_context, init_instance
 from appliance.web.app import create_app
 
@@ -49,8 +54,17 @@ def frames(conn: ClientConnection, who: str, until: str, timeout: float = 20) ->
 
 
 def main() -> None:
+    warnings.simplefilter("ignore", DeprecationWarning)
     with tempfile.TemporaryDirectory(prefix="appliance-transcript-") as tmp:
-        inst = init_instance(Settings(data_dir=Path(tmp) / "data"), cli_context())  # type: ignore[call-arg]
+        settings = Settings(data_dir=Path(tmp) / "data")  # type: ignore[call-arg]
+        inst = init_instance(settings, cli_context())
+        if "--with-models" in sys.argv:
+            manifest = registry.load_manifest(settings.models_manifest)
+            for spec in manifest:
+                if spec.role in ("embedder", "sentiment"):
+                    registry.install(inst.db, cli_context(), settings.resolved_models_dir, spec,
+                                     settings.models_manifest.parent)  # fmt: skip
+                    say("setup", f"installed {spec.name}")
         org = orgs.create_org(inst.db, cli_context(), "clinic", "City Clinic")
         for email, role, name in (("admin@clinic.example", "admin", "Ada Admin"),
                                   ("manager@clinic.example", "support_manager", "Max Manager"),
@@ -103,7 +117,9 @@ def run(address: str) -> None:
                 "signature": identity_signature(key["identity_secret"], "emp-1042", "jo@clinic.example", now)}  # fmt: skip
     session = httpx.post(f"http://{address}/api/widget/session", json={"key": key["public_key"], "identity": identity}).json()
     say("customer", f"visitor session for customer #{session['customer_id']} (signed identity emp-1042)")
-    widget = connect(f"ws://{address}/ws/widget?session={session['session']}")
+    widget = connect(f"ws://{address}/ws/widget")
+    widget.send(json.dumps({"type": "hello", "session": session["session"]}))
+    frames(widget, "customer", "ready")
     text = "I was charged twice for my last visit and I want a refund"
     widget.send(json.dumps({"type": "message", "client_id": "m-1", "text": text}))
     say("customer", f"-> message m-1: {text!r}")

@@ -79,3 +79,22 @@ def test_answer_bench_serves_answers_and_cache_hits_end_to_end() -> None:
     hits = report["cache_hits"]
     assert hits["errors"] == 0 and not hits["first_cached"]
     assert hits["requests"] == hits["cached"] == 3 and hits["all_cached"]
+
+
+def test_chat_load_bench_relays_every_message_once() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/chat_load.py", "--sessions", "3", "--messages-per-session", "2",
+         "--concurrency-ramp", "0.2", "--verify-sample", "0", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    for target in ("appliance", "bare_echo"):
+        figures = report[target]
+        assert figures["connected"] == 3 and figures["messages_sent"] == figures["replied"] == 6, figures
+        assert figures["lost"] == figures["duplicated"] == figures["errors"] == 0, figures["error_kinds"]
+        assert figures["relay_ms"]["p50"] > 0 and figures["ack_ms"]["p50"] > 0
+    checked = report["verify"]
+    assert checked["conversations_expected"] == checked["conversations_listed"] == 4  # with the warm-up's
+    assert checked["customer_messages_stored"] == checked["replies_stored"] == 6
+    assert report["zero_lost_or_duplicated"] and report["ratio"]["relay_p50"] > 0

@@ -8,18 +8,18 @@ other conversation is "not found" to them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from appliance import audit
 from appliance.answering.engine import AnswerEngine
-from appliance.answering.text import content_terms
 from appliance.audit.events import Context, ConversationRead
 from appliance.conversations import customers, events
 from appliance.conversations.flow import conversation_row
+from appliance.conversations.summary import Summaries
 from appliance.errors import InvalidValue, NotFound
+from appliance.inference.base import Generator
 from appliance.store import Connection, Database
 
 STATUSES = ("active", "waiting", "escalated", "resolved", "closed")
@@ -91,7 +91,7 @@ def list_conversations(
     if before is not None:
         sql += " AND c.id < ?"
         args.append(before)
-    sql += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+    sql += " ORDER BY c.id DESC LIMIT ?"  # newest first; `before` (the last id of a page) gives the next page
     args.append(limit)
     with db.read() as conn:
         return [summary(r, r["agent_name"]) for r in conn.execute(sql, args)]
@@ -125,33 +125,13 @@ def visitor_view(db: Database, org_id: int, conversation_id: int, visitor_id: st
                 "messages": transcript(conn, conversation_id, after, staff=False)}  # fmt: skip
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
-def extractive_summary(customer_texts: list[str], limit: int = 3) -> str:
-    """The customer's own sentences that say the most: the first question, then the sentences with the most
-    content words not said yet, in their original order (at most `limit`)."""
-    # A sentence of fewer than two content words ("Hello?", "Thanks") says nothing about the problem.
-    sentences = [s.strip() for t in customer_texts for s in _SENTENCE.split(t) if len(content_terms(s)) >= 2]
-    if not sentences:
-        return " ".join(" ".join(customer_texts).split())[:300]
-    chosen = [0]
-    covered = set(content_terms(sentences[0]))
-    while len(chosen) < min(limit, len(sentences)):
-        gains = [(len(set(content_terms(s)) - covered), -i) for i, s in enumerate(sentences) if i not in chosen]
-        gain, neg = max(gains)
-        if gain == 0:
-            break
-        chosen.append(-neg)
-        covered |= set(content_terms(sentences[-neg]))
-    return " ".join(sentences[i] for i in sorted(chosen))
-
-
 def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewer: Viewer,
-            engine: Callable[[], AnswerEngine] | None, canned: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+            engine: Callable[[], AnswerEngine] | None, canned: list[dict[str, Any]] | None = None,
+            summaries: Summaries | None = None, writer: Generator | None = None) -> dict[str, Any]:  # fmt: skip
     """Everything an agent needs to take over: the conversation, its transcript with the AI answers' confidence and
-    sources, the sentiment trend, the customer and their history, the decisions taken, a summary, and a suggested
-    resolution (the best articles and a drafted reply). Reading it is audited."""
+    sources, the sentiment trend, the customer and their history, the decisions taken, a summary (written by
+    `writer`, a validated chat model, when there is one), and a suggested resolution (the best articles and a
+    drafted reply). Reading it is audited."""
     with db.write() as conn:
         row = visible(conn, org_id, conversation_id, viewer)
         audit.record(conn, ctx, ConversationRead(conversation_id))
@@ -165,7 +145,10 @@ def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewe
                                   (conversation_id,))
         ]  # fmt: skip
         profile = customers.profile(conn, org_id, row["customer_id"])
-    customer_texts = [m["content"] for m in messages if m["role"] == "customer"]
+    customer = [m for m in messages if m["role"] == "customer"]
+    customer_texts = [m["content"] for m in customer]
+    written = (summaries or Summaries()).get(conversation_id, customer[-1]["id"] if customer else 0, customer_texts,
+                                             writer)  # fmt: skip
     queries = [m["query"] or m["content"] for m in messages if m["role"] == "customer"]
     suggestion: dict[str, Any] = {"articles": [], "draft": None, "confidence": None, "sources": []}
     if engine is not None and queries:
@@ -179,8 +162,10 @@ def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewe
         "conversation": summary(row, agent["name"] if agent else None),
         "messages": messages,
         "handoff": {
-            "summary": extractive_summary(customer_texts),
-            "summary_mode": "extractive",
+            "summary": written.text,
+            "summary_mode": written.mode,
+            "summary_model": written.info.get("model"),
+            "summary_check": {k: v for k, v in written.info.items() if k != "raw"} or None,
             "sentiment_trend": [{"message_id": m["id"], "score": m["sentiment"], "label": m["sentiment_label"],
                                  "at": m["created_at"]} for m in messages if m["role"] == "customer"],  # fmt: skip
             "ai_answers": [{"message_id": m["id"], "outcome": m["outcome"], "confidence": m["confidence"],

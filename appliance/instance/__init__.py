@@ -32,6 +32,7 @@ from appliance.crypto import keys as keystore
 from appliance.crypto.signing import create_signing_key, load_signing_key
 from appliance.answering.engine import AnswerEngine, EngineParts, ModelInfo
 from appliance.conversations.flow import Flow
+from appliance.conversations.summary import Summaries
 from appliance.conversations.topics import Topics
 from appliance.conversations.widget import SESSION_KEY_PURPOSE, Sessions
 from appliance.errors import ApplianceError, ConfigError, DataDirError, ModelError
@@ -152,6 +153,18 @@ class Instance:
             max_message_bytes=settings.max_message_bytes, max_failed_attempts=settings.max_failed_attempts,
             responder=settings.chat_responder,
         )  # fmt: skip
+
+    @functools.cached_property
+    def summaries(self) -> Summaries:
+        return Summaries()
+
+    def summary_writer(self) -> Generator | None:
+        """The chat model for handoff summaries: the one validated for answers, when the site uses one; else None
+        (the summary is extractive). A model that fails to load leaves summaries extractive."""
+        try:
+            return self.answers.parts.generator()
+        except ApplianceError:
+            return None
 
     @functools.cached_property
     def topics(self) -> Topics:

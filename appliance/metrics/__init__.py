@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -25,6 +25,16 @@ class HttpMetrics:
         self.rate_limited = Counter(
             "appliance_rate_limited", "Requests refused by the rate limit", ["scope"], registry=self.registry
         )
+        self.sockets = Gauge(
+            "appliance_websockets_open", "WebSocket connections of the real-time hub", ["kind"], registry=self.registry
+        )
+        self.frames = Counter(
+            "appliance_websocket_frames", "Frames through the real-time hub", ["direction"], registry=self.registry
+        )
+        self.slow_clients = Counter(
+            "appliance_websocket_slow_clients", "Hub clients disconnected for not reading their frames",
+            registry=self.registry,
+        )  # fmt: skip
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -84,8 +84,8 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
     )
     app.state.instance = inst
     app.state.tasks = tasks
-    app.state.hub = Hub()
     app.state.metrics = HttpMetrics()
+    app.state.hub = Hub(app.state.metrics)
     app.state.rate_limiter = RateLimiter(inst.settings.rate_limit_per_minute)
     app.state.metrics_networks = [
         ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks

@@ -17,6 +17,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from appliance.conversations.events import Event
+from appliance.metrics import HttpMetrics
 
 log = logging.getLogger("appliance.hub")
 
@@ -24,9 +25,12 @@ QUEUE_FRAMES = 1000
 
 
 class Subscriber:
-    def __init__(self, websocket: WebSocket, hub: Hub) -> None:
+    def __init__(self, websocket: WebSocket, hub: Hub, kind: str) -> None:
         self.websocket = websocket
         self.hub = hub
+        self.kind = kind
+        if hub.metrics is not None:
+            hub.metrics.sockets.labels(kind).inc()
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_FRAMES)
         self.channels: set[str] = set()
         self.closed = False
@@ -38,12 +42,16 @@ class Subscriber:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("slow client disconnected", extra={"fields": {"channels": len(self.channels)}})
+            if self.hub.metrics is not None:
+                self.hub.metrics.slow_clients.inc()
             self.close()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.hub.unsubscribe(self)
+            if self.hub.metrics is not None:
+                self.hub.metrics.sockets.labels(self.kind).dec()
             try:
                 self.queue.put_nowait(None)
             except asyncio.QueueFull:
@@ -56,6 +64,8 @@ class Subscriber:
                 if frame is None:
                     break
                 await self.websocket.send_json(frame)
+                if self.hub.metrics is not None:
+                    self.hub.metrics.frames.labels("out").inc()
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
         finally:
@@ -63,7 +73,8 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, metrics: HttpMetrics | None = None) -> None:
+        self.metrics = metrics
         self._channels: dict[str, set[Subscriber]] = defaultdict(set)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.published = 0

@@ -57,3 +57,12 @@ def frames_until(conn: ClientConnection, done: Callable[[dict[str, Any]], bool],
 
 def send(conn: ClientConnection, frame: dict[str, Any]) -> None:
     conn.send(json.dumps(frame))
+
+
+def widget(address: str, session: str) -> ClientConnection:
+    """A widget's socket, past its hello (the session goes in the first frame, never in the URL)."""
+    conn = ws(address, "/ws/widget")
+    send(conn, {"type": "hello", "session": session})
+    ready = json.loads(conn.recv(timeout=10))
+    assert ready["type"] == "ready", ready
+    return conn

@@ -19,6 +19,7 @@ from appliance.web.app import create_app
 from appliance.webhooks import manage, signing
 from tests.conftest import PASSWORD, Seed, with_embedder
 from tests.conversations.live import frames_until, send, serve, ws
+from tests.conversations.live import widget as widget_ws
 from tests.webhooks.receiver import Receiver
 
 DEMO = Path(__file__).resolve().parents[2] / "appliance" / "demo_kb" / "articles"
@@ -46,7 +47,7 @@ def test_answers_refusals_and_signed_webhooks(demo_live: str, inst: Instance, se
     try:
         _, secret = manage.create(inst.db, cli_context(seed.north), seed.north, receiver.url,
                                   ["conversation.created", "message.created", "conversation.escalated"])  # fmt: skip
-        widget = ws(demo_live, f"/ws/widget?session={widget_session(demo_live)}")
+        widget = widget_ws(demo_live, widget_session(demo_live))
         send(widget, {"type": "message", "client_id": "q1", "text": "How do I reset my portal password?"})
         got = frames_until(widget, lambda f: f["type"] == "message" and f["message"]["role"] == "ai")
         kinds = [f["type"] for f in got]

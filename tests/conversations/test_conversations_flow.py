@@ -11,7 +11,8 @@ import pytest
 from appliance.auth import users
 from appliance.conversations import routing
 from appliance.conversations.flow import Flow
-from appliance.conversations.views import Viewer, extractive_summary, list_conversations
+from appliance.conversations.summary import extractive as extractive_summary
+from appliance.conversations.views import Viewer, list_conversations
 from appliance.errors import Conflict, InvalidValue, NotFound, PayloadTooLarge
 from appliance.escalation.rules import RulesTriage
 from appliance.instance import Instance, cli_context
@@ -156,3 +157,20 @@ def test_a_resend_of_a_message_that_was_stored_but_never_answered_gets_its_answe
     assert third.duplicate and reply.answer is None and third.reply_id is not None  # answered once, not twice
     with inst.db.read() as conn:
         assert [r[0] for r in conn.execute("SELECT role FROM messages ORDER BY id")] == ["customer", "ai"]
+
+
+def test_paging_with_before_lists_every_conversation_once(inst: Instance, seed: Seed) -> None:
+    flow, ctx = echo_flow(inst), cli_context(seed.north)
+    ids = [flow.receive(ctx, seed.north, f"hello {n}", sender=f"visitor:{n}", visitor_id=str(n)).conversation_id
+           for n in range(7)]  # fmt: skip
+    flow.receive(ctx, seed.north, "newer activity on an old one", sender="visitor:0", visitor_id="0",
+                 conversation_id=ids[0])  # fmt: skip
+    seen: list[int] = []
+    before = None
+    while True:
+        page = list_conversations(inst.db, seed.north, Viewer(0, True), limit=3, before=before)
+        if not page:
+            break
+        seen += [c["id"] for c in page]
+        before = page[-1]["id"]
+    assert seen == sorted(ids, reverse=True)

@@ -20,6 +20,7 @@ from appliance.instance import Instance, cli_context
 from appliance.web.app import create_app
 from tests.conftest import PASSWORD, Seed
 from tests.conversations.live import frames_until, send, serve, ws
+from tests.conversations.live import widget as widget_ws
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_escalation_alert_takeover_reply_resume_resolve_and_csat(live: str, inst
 
     session = visitor_session(live, key, secret)
     assert session["customer_id"] is not None and session["theme"]["greeting"] == "Hello"
-    widget = ws(live, f"/ws/widget?session={session['session']}")
+    widget = widget_ws(live, session["session"])
     send(widget, {"type": "message", "client_id": "c-1", "text": "I want a refund for my last invoice"})
     got = frames_until(widget, lambda f: f["type"] == "status" and f["status"] == "escalated")
     ack = next(f for f in got if f["type"] == "ack")
@@ -121,7 +122,7 @@ def test_escalation_alert_takeover_reply_resume_resolve_and_csat(live: str, inst
     # The widget drops; the agent writes meanwhile; a reconnect with the last seen id gets exactly what it missed.
     widget.close()
     missed = agent.post(f"/api/conversations/{conversation_id}/messages", json={"text": "Refund issued."}).json()
-    widget = ws(live, f"/ws/widget?session={session['session']}")
+    widget = widget_ws(live, session["session"])
     send(widget, {"type": "resume", "conversation_id": conversation_id, "after": reply["message"]["id"]})
     history = frames_until(widget, lambda f: f["type"] == "history")[-1]
     assert [m["id"] for m in history["messages"]] == [missed["message_id"]]
@@ -189,10 +190,15 @@ def test_forged_sessions_and_identities_are_refused_and_audited(live: str, inst:
     payload, mac = session.split(".")
     tampered = {"X-Visitor-Session": payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac}
     assert httpx.post(f"http://{live}/api/chat/message", headers=tampered, json={"message": "hi"}).status_code == 401
-    bad_ws = ws(live, f"/ws/widget?session={uuid.uuid4().hex}.x")
+    bad_ws = ws(live, "/ws/widget")
+    send(bad_ws, {"type": "hello", "session": f"{uuid.uuid4().hex}.x"})
     refused = frames_until(bad_ws, lambda f: f["type"] == "error")[-1]
     assert refused["status"] == 401
     bad_ws.close()
+    no_hello = ws(live, "/ws/widget")
+    send(no_hello, {"type": "message", "client_id": "m", "text": "hi"})  # anything but a hello first is refused
+    assert frames_until(no_hello, lambda f: f["type"] == "error")[-1]["status"] == 401
+    no_hello.close()
     with inst.db.read() as conn:
         kinds = [r[0] for r in conn.execute("SELECT json_extract(details, '$.kind') FROM audit_events"
                                             " WHERE action = 'widget.signature_rejected' ORDER BY id")]  # fmt: skip
@@ -209,7 +215,7 @@ def test_bad_messages_get_clear_errors_and_change_nothing(live: str, inst: Insta
     unknown = httpx.post(f"http://{live}/api/chat/message", headers=visitor,
                          json={"message": "hello", "conversation_id": 424242})  # fmt: skip
     assert unknown.status_code == 404
-    widget = ws(live, f"/ws/widget?session={session['session']}")
+    widget = widget_ws(live, session["session"])
     widget.send("not json")
     assert frames_until(widget, lambda f: f["type"] == "error")[-1]["code"] == "malformed_json"
     send(widget, {"type": "message", "client_id": "big", "text": "x" * 5000})

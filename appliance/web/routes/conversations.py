@@ -44,7 +44,7 @@ def _check_visible(request: Request, principal: Principal, conversation_id: int)
         views.visible(conn, principal.org_id, conversation_id, viewer(principal))
 
 
-@router.get("/api/conversations", summary="Conversations this person may see, newest activity first")
+@router.get("/api/conversations", summary="Conversations this person may see, newest first (page with before=<last id>)")
 def list_conversations(
     request: Request, principal: Principal = requires_any(*VIEW),
     status: str | None = None, agent: int | None = Query(default=None, ge=1), sentiment: str | None = None,
@@ -61,7 +61,8 @@ def get_conversation(conversation_id: int, request: Request,
                      principal: Principal = requires_any(*VIEW)) -> dict[str, Any]:  # fmt: skip
     inst = instance(request)
     return views.handoff(inst.db, principal.context(client_addr(request)), principal.org_id, conversation_id,
-                         viewer(principal), lambda: inst.answers, canned.list_replies(inst.db, principal.org_id))  # fmt: skip
+                         viewer(principal), lambda: inst.answers, canned.list_replies(inst.db, principal.org_id),
+                         inst.summaries, inst.summary_writer())  # fmt: skip
 
 
 class EscalateBody(BaseModel):

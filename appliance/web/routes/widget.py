@@ -1,7 +1,8 @@
 """The widget's side: widget keys (admins), visitor sessions, the visitor's REST calls, and the two WebSockets of
 the real-time hub (`/ws/widget` for customers, `/ws/console` for staff).
 
-WebSocket protocol (JSON text frames). Widget → server:
+WebSocket protocol (JSON text frames). Widget → server, first: {"type": "hello", "session": SESSION} (answered
+with {"type": "ready"}, or an error and close code 4401); then:
   {"type": "message", "client_id": "...", "text": "...", "conversation_id": N | null}
   {"type": "resume", "conversation_id": N, "after": LAST_SEEN_MESSAGE_ID}
   {"type": "human", "conversation_id": N}        {"type": "typing", "conversation_id": N}
@@ -139,6 +140,7 @@ def feedback(message_id: int, body: FeedbackBody, request: Request, v: Visitor =
 # -- WebSockets --------------------------------------------------------------------------------------------------
 
 WS_CLOSE_AUTH = 4401
+HELLO_TIMEOUT_S = 10
 
 
 def _error(exc: Exception, client_id: Any = None) -> dict[str, Any]:
@@ -248,6 +250,8 @@ async def _serve(ws: WebSocket, hub: Hub, sub: Subscriber, handle: Any, max_fram
                 break
             raw = message.get("text")
             client_id = None
+            if hub.metrics is not None:
+                hub.metrics.frames.labels("in").inc()
             if raw is None:
                 sub.push({"type": "error", "code": "bad_input", "status": 400, "message": "frames are JSON text"})
                 continue
@@ -278,13 +282,24 @@ async def widget_socket(ws: WebSocket) -> None:
     await ws.accept()
     addr = ws.client.host if ws.client else None
     try:
-        v = await anyio.to_thread.run_sync(inst.widget_sessions.verify, Context("anonymous", None, addr),
-                                           ws.query_params.get("session", ""))  # fmt: skip
+        # The visitor session comes in the first frame, not in the URL: URLs are written to logs.
+        try:
+            with anyio.fail_after(HELLO_TIMEOUT_S):
+                hello = await ws.receive_json()
+        except (TimeoutError, ValueError, KeyError, json.JSONDecodeError):
+            raise NotAuthenticated('send {"type": "hello", "session": SESSION} first') from None
+        token = hello.get("session") if isinstance(hello, dict) and hello.get("type") == "hello" else None
+        if not isinstance(token, str):
+            raise NotAuthenticated('send {"type": "hello", "session": SESSION} first')
+        v = await anyio.to_thread.run_sync(inst.widget_sessions.verify, Context("anonymous", None, addr), token)
     except ApplianceError as exc:
         await ws.send_json(_error(exc))
         await ws.close(WS_CLOSE_AUTH)
         return
-    sub = Subscriber(ws, hub)
+    except WebSocketDisconnect:
+        return
+    await ws.send_json({"type": "ready", "expires": v.expires, "customer_id": v.customer_id})
+    sub = Subscriber(ws, hub, "widget")
     conn = WidgetSocket(inst, hub, ws, v, sub)
     await _serve(ws, hub, sub, conn.handle, inst.settings.max_message_bytes * 6 + 1024)
 
@@ -314,7 +329,7 @@ async def console_socket(ws: WebSocket) -> None:
         await ws.send_json(_error(exc))
         await ws.close(WS_CLOSE_AUTH)
         return
-    sub = Subscriber(ws, hub)
+    sub = Subscriber(ws, hub, "console")
     hub.subscribe(sub, channels.agent(principal.id))
     view_all = P.VIEW_ALL_CONVERSATIONS in principal.permissions
     if view_all:
