@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from appliance.auth import users
 from appliance.conversations.widget import identity_signature
@@ -199,6 +200,14 @@ def test_forged_sessions_and_identities_are_refused_and_audited(live: str, inst:
     send(no_hello, {"type": "message", "client_id": "m", "text": "hi"})  # anything but a hello first is refused
     assert frames_until(no_hello, lambda f: f["type"] == "error")[-1]["status"] == 401
     no_hello.close()
+    # A key revoked while its widget is connected: the next message is refused and the socket closed.
+    open_socket = widget_ws(live, session)
+    assert admin.delete(f"/api/widget/keys/{key['id']}").status_code == 204
+    send(open_socket, {"type": "message", "client_id": "after-revoke", "text": "still there?"})
+    assert frames_until(open_socket, lambda f: f["type"] == "error")[-1]["status"] == 401
+    with pytest.raises(ConnectionClosed) as closed:
+        open_socket.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
     with inst.db.read() as conn:
         kinds = [r[0] for r in conn.execute("SELECT json_extract(details, '$.kind') FROM audit_events"
                                             " WHERE action = 'widget.signature_rejected' ORDER BY id")]  # fmt: skip

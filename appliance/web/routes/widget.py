@@ -35,7 +35,8 @@ from appliance.conversations import events as channels
 from appliance.conversations import routing, views, widget
 from appliance.conversations.events import Event
 from appliance.conversations.widget import Identity, Visitor
-from appliance.errors import ApplianceError, InvalidValue, NotAuthenticated
+from appliance.conversations.flow import Received
+from appliance.errors import ApplianceError, InvalidValue, NotAuthenticated, RateLimited
 from appliance.instance import Instance
 from appliance.web.deps import SESSION_COOKIE, anonymous_context, client_addr, instance, public, requires, visitor
 from appliance.web.hub import Hub, Subscriber
@@ -162,10 +163,20 @@ def _int(frame: dict[str, Any], name: str, required: bool = True) -> int | None:
 class WidgetSocket:
     """One widget connection: frames are handled one at a time, in order (a message's ack precedes its reply)."""
 
-    def __init__(self, inst: Instance, hub: Hub, ws: WebSocket, v: Visitor, sub: Subscriber) -> None:
+    def __init__(self, inst: Instance, hub: Hub, ws: WebSocket, v: Visitor, sub: Subscriber, token: str) -> None:
         self.inst, self.hub, self.ws, self.v, self.sub = inst, hub, ws, v, sub
+        self.token = token
         self.addr = ws.client.host if ws.client else None
         self.ctx: Context = v.context(self.addr)
+
+    def still_valid(self) -> None:
+        """Before each change: the session has not expired and its widget key was not revoked meanwhile; and the
+        visitor stays under the rate limit, as on the REST API."""
+        self.inst.widget_sessions.verify(Context("anonymous", None, self.addr), self.token)
+        wait = self.ws.app.state.rate_limiter.hit(f"visitor:{self.v.visitor_id}")
+        if wait is not None:
+            self.ws.app.state.metrics.rate_limited.labels("visitor").inc()
+            raise RateLimited("too many messages; slow down", retry_after=wait)
 
     def follow(self, conversation_id: int) -> None:
         self.hub.subscribe(self.sub, channels.visitor(conversation_id))
@@ -175,7 +186,10 @@ class WidgetSocket:
         flow = self.inst.flow
         if kind == "ping":
             self.sub.push({"type": "pong"})
-        elif kind == "message":
+            return
+        if kind not in ("typing", "message"):  # a message checks inside its own thread hop
+            await anyio.to_thread.run_sync(self.still_valid)
+        if kind == "message":
             await self.message(frame)
         elif kind == "resume":
             conversation_id = _int(frame, "conversation_id")
@@ -214,9 +228,13 @@ class WidgetSocket:
             raise InvalidValue("a message needs client_id and text (strings)")
         conversation_id = _int(frame, "conversation_id", False)
         flow, loop = self.inst.flow, asyncio.get_running_loop()
-        received = await anyio.to_thread.run_sync(lambda: flow.receive(
-            self.ctx, self.v.org_id, text, sender=self.v.sender, conversation_id=conversation_id,
-            client_id=client_id, channel="widget", customer_id=self.v.customer_id, visitor_id=self.v.visitor_id))  # fmt: skip
+        def receive() -> Received:
+            self.still_valid()
+            return flow.receive(self.ctx, self.v.org_id, text, sender=self.v.sender, conversation_id=conversation_id,
+                                client_id=client_id, channel="widget", customer_id=self.v.customer_id,
+                                visitor_id=self.v.visitor_id)  # fmt: skip
+
+        received = await anyio.to_thread.run_sync(receive)
         self.follow(received.conversation_id)
         self.sub.push({"type": "ack", "client_id": client_id, "message_id": received.message_id,
                        "conversation_id": received.conversation_id, "duplicate": received.duplicate,
@@ -243,6 +261,7 @@ class WidgetSocket:
 
 async def _serve(ws: WebSocket, hub: Hub, sub: Subscriber, handle: Any, max_frame: int) -> None:
     sender = asyncio.create_task(sub.run_sender())
+    ended_by_auth = False
     try:
         while not sub.closed:
             message = await ws.receive()
@@ -265,6 +284,10 @@ async def _serve(ws: WebSocket, hub: Hub, sub: Subscriber, handle: Any, max_fram
                 await handle(frame)
             except json.JSONDecodeError:
                 sub.push({"type": "error", "code": "malformed_json", "status": 400, "message": "not JSON"})
+            except NotAuthenticated as exc:  # the session expired or its key was revoked: the socket ends
+                sub.push(_error(exc, client_id))
+                ended_by_auth = True
+                break
             except Exception as exc:  # one bad frame answers an error; the connection stays
                 sub.push(_error(exc, client_id))
     except WebSocketDisconnect:
@@ -272,6 +295,11 @@ async def _serve(ws: WebSocket, hub: Hub, sub: Subscriber, handle: Any, max_fram
     finally:
         sub.close()
         await sender
+    if ended_by_auth:
+        try:
+            await ws.close(WS_CLOSE_AUTH)
+        except RuntimeError:  # already closed by the client
+            pass
 
 
 @router.websocket("/ws/widget")
@@ -300,7 +328,7 @@ async def widget_socket(ws: WebSocket) -> None:
         return
     await ws.send_json({"type": "ready", "expires": v.expires, "customer_id": v.customer_id})
     sub = Subscriber(ws, hub, "widget")
-    conn = WidgetSocket(inst, hub, ws, v, sub)
+    conn = WidgetSocket(inst, hub, ws, v, sub, token)
     await _serve(ws, hub, sub, conn.handle, inst.settings.max_message_bytes * 6 + 1024)
 
 
