@@ -43,16 +43,14 @@ import os
 import platform
 import random
 import re
-import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +60,9 @@ from appliance.answering.engine import normalise
 from appliance.config import Settings
 from appliance.paths import DataPaths
 from appliance.retrieval.lexical import query_terms
+from serving import APPLIANCE, clean_env, cli, cpu_seconds, free_port, log_tail, machine_busy_seconds, own_cpu_seconds, percentile, progress, stop  # noqa: E402  (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
-APPLIANCE = str(Path(sys.executable).parent / "appliance")
 DEMO_KB = ROOT / "appliance" / "demo_kb" / "articles"
 DEMO_QUESTIONS = ROOT / "appliance" / "demo_kb" / "questions.jsonl"
 ORG, ORG_NAME = "bench", "Answer bench clinic"
@@ -78,17 +76,6 @@ READY_TIMEOUT_S = 90.0
 PREFIXES = ("", "Please, ", "So, ", "Now, ", "Also, ", "Well, ", "So now, ", "Also, please, ", "Now then, ",
             "Well, so, ", "Please, now, ", "So then, ")  # fmt: skip
 SUFFIXES = ("", " Please.", " Now, please.", " Please, anyway.")
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q
-    low, high = int(rank), min(int(rank) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def variants(seed: int) -> list[str]:
@@ -107,20 +94,6 @@ def variants(seed: int) -> list[str]:
 
 
 # -- the installation, through the CLI --------------------------------------------------------------------------
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    return env | {"PYTHONUNBUFFERED": "1"}
-
-
-def cli(data_dir: Path, *args: str) -> str:
-    """Run one `appliance` command; its stdout, or an error carrying its stderr."""
-    done = subprocess.run([APPLIANCE, "--data-dir", str(data_dir), *args], capture_output=True, text=True,
-                          env=clean_env(), timeout=1800)  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"appliance {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    return done.stdout + done.stderr
 
 
 def set_up(data_dir: Path, password_file: Path) -> dict[str, Any]:
@@ -160,12 +133,6 @@ def set_up(data_dir: Path, password_file: Path) -> dict[str, Any]:
 # -- the server -----------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = clean_env() | {"APPLIANCE_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT)}
     with log.open("wb") as out:  # the child keeps its own descriptor; a pipe nobody reads would stall the server
@@ -173,13 +140,6 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes
             [APPLIANCE, "--data-dir", str(data_dir), "serve", "--host", "127.0.0.1", "--port", str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         )  # fmt: skip
-
-
-def log_tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text("utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
 
 
 def wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
@@ -194,42 +154,6 @@ def wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"appliance serve was not ready after {READY_TIMEOUT_S:.0f} s:\n{log_tail(log)}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all cores have been busy since boot (Linux /proc/stat); None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, less idle and iowait (guest time is in user)
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc); None elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
 # -- the load ---------------------------------------------------------------------------------------------------
@@ -457,7 +381,7 @@ def main() -> None:
         sys.exit(f"error: {exc}")
     finally:
         if proc is not None:
-            stop_server(proc)
+            stop(proc)
         shutil.rmtree(work, ignore_errors=True)
     report: dict[str, Any] = {
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

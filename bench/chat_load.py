@@ -64,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,10 +72,10 @@ from typing import Any
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.exceptions import ConnectionClosed
+from serving import APPLIANCE, clean_env, cli, cpu_seconds, free_port, log_tail, machine_busy_seconds, own_cpu_seconds, percentile, progress, stop  # noqa: E402  (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
-APPLIANCE = str(Path(sys.executable).parent / "appliance")
 ORG, ORG_NAME = "chatload", "Chat load bench"
 ADMIN = "admin@chat-load.example"
 RATE_LIMIT = 10_000_000  # per organisation (and per address, for the public session endpoint) per minute
@@ -88,17 +88,6 @@ DRAIN_S = 1.0  # after the last reply, how long the sessions stay open to catch 
 READY_TIMEOUT_S = 90.0
 LIST_LIMIT = 500  # GET /api/conversations's largest page
 SESSION_REQUESTS_IN_FLIGHT = 16
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q
-    low, high = int(rank), min(int(rank) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def spread(values: Sequence[float]) -> dict[str, float | None]:
@@ -125,35 +114,9 @@ def raise_fd_limit() -> dict[str, int]:
 # -- processes ----------------------------------------------------------------------------------------------------
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    return env | {"PYTHONUNBUFFERED": "1"}
-
-
-def cli(data_dir: Path, *args: str) -> str:
-    done = subprocess.run([APPLIANCE, "--data-dir", str(data_dir), *args], capture_output=True, text=True,
-                          env=clean_env(), timeout=600)  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"appliance {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    return done.stdout + done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:  # the child keeps its own descriptor; a pipe nobody reads would stall it
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-
-def log_tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text("utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def wait_until(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str, log: Path) -> None:
@@ -186,43 +149,6 @@ def tcp_ready(port: int) -> Callable[[], bool]:
             return False
 
     return check
-
-
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all cores have been busy since boot (Linux /proc/stat); None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    busy = sum(fields[:8]) - fields[3] - fields[4]
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc); None elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the bare echo server (run as a subprocess: chat_load.py --echo-server PORT) ------------------------------------

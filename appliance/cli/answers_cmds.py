@@ -27,7 +27,8 @@ def ask(obj: Obj, question: str, org_slug: str, conversation_id: int | None, as_
     """Ask QUESTION as a customer would; the conversation and answer are stored and audited like any other."""
     with opened(obj) as inst:
         org = get_org_by_slug(inst.db, org_slug)
-        reply = chat.ask(inst.db, inst.answers, cli_context(org.id), org.id, question, conversation_id, channel="cli")
+        reply = chat.ask(inst.db, inst.answers, cli_context(org.id), org.id, question, conversation_id, channel="cli",
+                         flow=inst.flow)  # the installation's flow: sentiment, topic and rules as in a chat  # fmt: skip
     answer = reply.answer
     if as_json:
         click.echo(json.dumps({"conversation_id": reply.conversation_id, "message_id": reply.message_id,

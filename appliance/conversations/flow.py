@@ -219,14 +219,7 @@ class Flow:
             )  # fmt: skip
             if row["customer_id"] is not None:
                 customers.counted_message(conn, int(row["customer_id"]), sentiment, now)
-            message = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-            self._enqueue(conn, org_id, "message.created", {"conversation_id": conversation_id,
-                                                              "message": events.public_message(message)},
-                           conversation_id)  # fmt: skip
-            out.append(Event((events.visitor(conversation_id),), {"type": "message",
-                                                                 "message": events.public_message(message)}))  # fmt: skip
-            out.append(Event((events.watchers(conversation_id),), {"type": "message",
-                                                                  "message": events.staff_message(message)}))  # fmt: skip
+            out += self._announce(conn, org_id, conversation_id, message_id)
             row = conversation_row(conn, org_id, conversation_id)
             value = customers.get(conn, org_id, int(row["customer_id"])).lifetime_value if row["customer_id"] else 0.0
             signals = Signals(org_id, conversation_id, "customer", text, sentiment, label, row["topic"], value,
@@ -283,14 +276,7 @@ class Flow:
             articles = sorted({s.article_id for s in answer.sources})
             audit.record(conn, ctx, AnswerGiven(conversation_id, message_id, answer.outcome, answer.confidence,
                                                 answer.reason, articles))  # fmt: skip
-            message = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-            self._enqueue(conn, org_id, "message.created", {"conversation_id": conversation_id,
-                                                              "message": events.public_message(message)},
-                           conversation_id)  # fmt: skip
-            out.append(Event((events.visitor(conversation_id),), {"type": "message",
-                                                                 "message": events.public_message(message)}))  # fmt: skip
-            out.append(Event((events.watchers(conversation_id),), {"type": "message",
-                                                                  "message": events.staff_message(message)}))  # fmt: skip
+            out += self._announce(conn, org_id, conversation_id, message_id)
             if answer.reason in GAP_REASONS:
                 best = answer.provenance.get("best") or {}
                 conn.execute(
@@ -379,14 +365,24 @@ class Flow:
             out.append(Event(tuple(events.agent(a.user_id) for a in online), alert))
         return out
 
+    def _announce(self, conn: Connection, org_id: int, conversation_id: int, message_id: int,
+                  agent_name: str | None = None) -> list[Event]:  # fmt: skip
+        """A stored message's webhook delivery (message.created) and its frames: public for the customer's widget,
+        with sentiment and sender for the agents watching."""
+        message = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        public = events.public_message(message, agent_name)
+        self._enqueue(conn, org_id, "message.created", {"conversation_id": conversation_id, "message": public},
+                      conversation_id)  # fmt: skip
+        return [Event((events.visitor(conversation_id),), {"type": "message", "message": public}),
+                Event((events.watchers(conversation_id),),
+                      {"type": "message", "message": events.staff_message(message, agent_name)})]  # fmt: skip
+
     def _notice(self, conn: Connection, org_id: int, conversation_id: int, text: str, now: str) -> list[Event]:
         """A message from the service itself (out of hours), stored like an AI message with outcome notice."""
         message_id = _insert(conn, "INSERT INTO messages (conversation_id, org_id, role, content, outcome, sender,"
                                    " created_at) VALUES (?, ?, 'ai', ?, 'notice', 'ai', ?)",
                              (conversation_id, org_id, text, now))  # fmt: skip
-        message = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-        return [Event((events.visitor(conversation_id),), {"type": "message", "message": events.public_message(message)}),
-                Event((events.watchers(conversation_id),), {"type": "message", "message": events.staff_message(message)})]  # fmt: skip
+        return self._announce(conn, org_id, conversation_id, message_id)
 
     def _assign(self, conn: Connection, ctx: Context, org_id: int, conversation_id: int, agent_id: int | None,
                 team_id: int | None, how: str, now: str) -> list[Event]:  # fmt: skip
@@ -517,14 +513,7 @@ class Flow:
             conn.execute("UPDATE conversations SET updated_at = ?, first_response_at = coalesce(first_response_at, ?)"
                          " WHERE id = ?", (now, now, conversation_id))  # fmt: skip
             audit.record(conn, ctx, AgentReplied(conversation_id, message_id))
-            message = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
-            name = _user_name(conn, agent_id)
-            self._enqueue(conn, org_id, "message.created", {"conversation_id": conversation_id,
-                           "message": events.public_message(message, name)}, conversation_id)  # fmt: skip
-            return message_id, False, [
-                Event((events.visitor(conversation_id),), {"type": "message", "message": events.public_message(message, name)}),
-                Event((events.watchers(conversation_id),), {"type": "message", "message": events.staff_message(message, name)}),
-            ]  # fmt: skip
+            return message_id, False, self._announce(conn, org_id, conversation_id, message_id, _user_name(conn, agent_id))
 
     def resolve(self, ctx: Context, org_id: int, conversation_id: int, visitor_id: str | None = None,
                 close: bool = False) -> list[Event]:  # fmt: skip
