@@ -85,6 +85,8 @@ def test_routing_picks_the_least_loaded_online_agent_with_room(inst: Instance, s
                                (received.conversation_id,)).fetchone()  # fmt: skip
         assert row["team_id"] == team.id
         assigned.append(row["assigned_agent_id"])
+        alerts = [e for e in received.events if e.frame["type"] == "queue_alert"]
+        assert len(alerts) == 1 and set(alerts[0].channels) == {f"agent:{a}", f"agent:{b}"}  # every online agent
     # a (0/1) and b (0/2) are equally free: a by id; then b, b; then nobody has room: the fourth waits.
     assert assigned == [a, b, b, None]
     with inst.db.read() as conn:
