@@ -5,12 +5,9 @@ throwaway data dir)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from tests.cli.evalrun import run, write
 
-APPLIANCE = str(Path(sys.executable).parent / "appliance")
 KEYS = {"n", "tpr", "fpr", "threshold", "ms_per_text"}
 
 MESSAGES = [
@@ -29,17 +26,6 @@ PASSAGES = [
     {"text": PASSAGE, "label": 0},
     {"text": "How do I reset my password?\nChoose Forgot password on the sign-in page.", "label": 0},
 ]
-
-
-def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    clean |= {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg")}
-    return subprocess.run([APPLIANCE, *args], capture_output=True, text=True, env=clean, timeout=600)
-
-
-def write(path: Path, rows: list[dict[str, object]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
-    return path
 
 
 def test_eval_injection_message_prints_the_contract_keys(tmp_path: Path) -> None:

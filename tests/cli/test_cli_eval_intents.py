@@ -4,12 +4,9 @@ environment and the real embedder installed into a throwaway data dir."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from tests.cli.evalrun import run, write
 
-APPLIANCE = str(Path(sys.executable).parent / "appliance")
 KEYS = {"n", "accuracy", "in_scope_accuracy", "oos_recall", "oos_precision", "ms_per_text"}
 
 TRAIN = {
@@ -24,17 +21,6 @@ TRAIN = {
 OOS = ["Tell me a joke", "What's the weather tomorrow?", "Who wrote Hamlet?", "Book me a table for two"]
 TEST = [("my card still hasn't come", "card"), ("send money to my sister's account", "transfer"),
         ("I can't remember my pin number", "pin"), ("What is the capital of Australia?", None)]  # fmt: skip
-
-
-def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    clean |= {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg")}
-    return subprocess.run([APPLIANCE, *args], capture_output=True, text=True, env=clean, timeout=600)
-
-
-def write(path: Path, rows: list[dict[str, object]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
-    return path
 
 
 def test_eval_intents_prints_the_contract_keys(tmp_path: Path) -> None:

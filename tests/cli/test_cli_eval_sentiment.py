@@ -5,14 +5,11 @@ clean environment, the shipped model on the real embedder (installed once into a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.cli.evalrun import run, write
 
-APPLIANCE = str(Path(sys.executable).parent / "appliance")
 KEYS = {"n", "macro_recall", "accuracy", "macro_f1", "ms_per_text"}
 
 # Every accepted label form: label_name, label as a name, as an int and as a digit string.
@@ -31,17 +28,6 @@ POSITIVE = ["I love it, thank you", "great job, really happy with it", "amazing 
 NEUTRAL = ["the store opens at nine on monday", "the report covers the second quarter",
            "the train leaves from platform four", "the meeting is on thursday", "the form has three pages",
            "the office moved to the next building"]
-
-
-def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    clean |= {"HOME": str(home), "XDG_DATA_HOME": str(home / "xdg")}
-    return subprocess.run([APPLIANCE, *args], capture_output=True, text=True, env=clean, timeout=900)
-
-
-def write(path: Path, rows: list[dict[str, object]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
