@@ -96,4 +96,4 @@ def new_admin_password() -> str:
 
 from appliance.cli import admin, answers_cmds, audit_cmds, eval_cmds, eval_injection, eval_intents, eval_sentiment, kb_cmds, models_cmds, retention_cmds, server  # noqa: E402  (commands register)
 
-__all__ = ["admin", "answers_cmds", "audit_cmds", "cli", "eval_cmds", "kb_cmds", "main", "models_cmds", "retention_cmds", "server"]
+__all__ = ["admin", "answers_cmds", "audit_cmds", "cli", "eval_cmds", "eval_injection", "eval_intents", "eval_sentiment", "kb_cmds", "main", "models_cmds", "retention_cmds", "server"]

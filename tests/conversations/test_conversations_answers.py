@@ -18,7 +18,7 @@ from appliance.knowledge.importers import common, markdown
 from appliance.web.app import create_app
 from appliance.webhooks import manage, signing
 from tests.conftest import PASSWORD, Seed, with_embedder
-from tests.conversations.live import frames_until, send, serve, ws
+from tests.conversations.live import frames_until, send, serve
 from tests.conversations.live import widget as widget_ws
 from tests.webhooks.receiver import Receiver
 
