@@ -7,7 +7,6 @@ message, so they always agree with the conversations.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -116,8 +115,3 @@ def profile(conn: Connection, org_id: int, customer_id: int | None) -> dict[str,
         " ORDER BY id DESC LIMIT 6", (customer_id,),
     ).fetchall()  # fmt: skip
     return {**customer.public(), "recent_conversations": [dict(r) for r in recent]}
-
-
-def tags_of(raw: str) -> list[str]:
-    value = json.loads(raw)
-    return [str(t) for t in value] if isinstance(value, list) else []

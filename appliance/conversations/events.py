@@ -53,3 +53,24 @@ def staff_message(row: Any, agent_name: str | None = None) -> dict[str, Any]:
         **public_message(row, agent_name), "sentiment": row["sentiment"], "sentiment_label": row["sentiment_label"],
         "mode": row["mode"], "model": row["model"], "sender": row["sender"], "query": row["query"],
     }  # fmt: skip
+
+
+def conversation_summary(row: Any, agent_name: str | None = None) -> dict[str, Any]:
+    """A conversation as lists and list updates show it (staff only)."""
+    return {
+        "id": int(row["id"]), "channel": row["channel"], "status": row["status"], "handled_by": row["handled_by"],
+        "customer_id": row["customer_id"], "team_id": row["team_id"], "assigned_agent_id": row["assigned_agent_id"],
+        "assigned_agent": agent_name, "sentiment": row["sentiment"], "sentiment_label": row["sentiment_label"],
+        "topic": row["topic"], "priority": row["priority"], "tags": tags_of(row["tags"]),
+        "resolution_type": row["resolution_type"], "csat": row["csat"], "csat_comment": row["csat_comment"],
+        "escalation_reason": row["escalation_reason"], "bot_turns": row["bot_turns"],
+        "failed_attempts": row["failed_attempts"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "escalated_at": row["escalated_at"], "first_response_at": row["first_response_at"],
+        "resolved_at": row["resolved_at"],
+    }  # fmt: skip
+
+
+def tags_of(raw: str) -> list[str]:
+    """A conversation's tags column (a JSON list)."""
+    value = json.loads(raw)
+    return [str(t) for t in value] if isinstance(value, list) else []

@@ -94,13 +94,10 @@ def state_frame(conn: Connection, conversation_id: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": int(row["id"]), "status": row["status"], "handled_by": row["handled_by"], "team_id": row["team_id"],
-        "assigned_agent_id": row["assigned_agent_id"], "priority": row["priority"], "topic": row["topic"],
-        "sentiment": row["sentiment"], "sentiment_label": row["sentiment_label"], "updated_at": row["updated_at"],
-        "escalation_reason": row["escalation_reason"], "customer_id": row["customer_id"],
-    }  # fmt: skip
+def listed(row: Any) -> Event:
+    """The conversation as it now stands, for the organisation's conversation lists."""
+    return Event((events.org(int(row["org_id"])),), {"type": "conversation",
+                                                     "conversation": events.conversation_summary(row)})
 
 
 class Flow:
@@ -227,7 +224,7 @@ class Flow:
             decisions = self.triage.decide(conn, signals)
             out += self._apply(conn, ctx, row, message_id, decisions, now)
             row = conversation_row(conn, org_id, conversation_id)
-            out.append(Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}))
+            out.append(listed(row))
             needed = row["status"] in AI_STATUSES and row["handled_by"] == "ai"
         return Received(conversation_id, message_id, False, row["status"], needed, text, out, decisions)
 
@@ -299,7 +296,7 @@ class Flow:
                                           "confidence": answer.confidence, "threshold": answer.threshold}))  # fmt: skip
             out += self._apply(conn, ctx, row, message_id, decisions, now)
             row = conversation_row(conn, org_id, conversation_id)
-            out.append(Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}))
+            out.append(listed(row))
         return Responded(message_id, answer, row["status"], row["status"] == "escalated", out, decisions)
 
     def ask(
@@ -317,7 +314,7 @@ class Flow:
                now: str) -> list[Event]:  # fmt: skip
         out: list[Event] = []
         conversation_id, org_id = int(row["id"]), int(row["org_id"])
-        tags = customers.tags_of(row["tags"])
+        tags = events.tags_of(row["tags"])
         for d in decisions:
             conn.execute(
                 "INSERT INTO escalation_decisions (org_id, conversation_id, message_id, rule_id, trigger_type, action,"
@@ -411,7 +408,7 @@ class Flow:
             decision = Decision(trigger, "escalate", reason, team_id=team_id, inputs={"requested_by": ctx.actor})
             out = self._apply(conn, ctx, row, None, [decision], now)
             row = conversation_row(conn, org_id, conversation_id)
-            out.append(Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}))
+            out.append(listed(row))
             return out
 
     # -- people ----------------------------------------------------------------------------------------------
@@ -443,7 +440,7 @@ class Flow:
                 Event((events.visitor(conversation_id), events.watchers(conversation_id)),
                       {"type": "agent_joined", "conversation_id": conversation_id, "agent": name}),
                 Event((events.visitor(conversation_id), events.watchers(conversation_id)), frame),
-                Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}),
+                listed(row),
             ]  # fmt: skip
 
     def release(self, ctx: Context, org_id: int, conversation_id: int, agent_id: int, any_agent: bool) -> list[Event]:
@@ -468,7 +465,7 @@ class Flow:
                 Event((events.visitor(conversation_id), events.watchers(conversation_id)),
                       {"type": "agent_left", "conversation_id": conversation_id, "agent": name}),
                 Event((events.visitor(conversation_id), events.watchers(conversation_id)), frame),
-                Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}),
+                listed(row),
             ]  # fmt: skip
 
     def assign(self, ctx: Context, org_id: int, conversation_id: int, agent_id: int | None) -> list[Event]:
@@ -489,7 +486,7 @@ class Flow:
             out.append(Event((events.visitor(conversation_id), events.watchers(conversation_id)),
                              state_frame(conn, conversation_id)))  # fmt: skip
             row = conversation_row(conn, org_id, conversation_id)
-            out.append(Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}))
+            out.append(listed(row))
             return out
 
     def agent_reply(self, ctx: Context, org_id: int, conversation_id: int, agent_id: int, text: str,
@@ -543,7 +540,7 @@ class Flow:
             if row["assigned_agent_id"] is not None:  # the agent has room again: give them the next in the queue
                 out += self._fill(conn, ctx, org_id, int(row["assigned_agent_id"]), now)
             row = conversation_row(conn, org_id, conversation_id)
-            out.append(Event((events.org(org_id),), {"type": "conversation", "conversation": _summary(row)}))
+            out.append(listed(row))
             return out
 
     def csat(self, ctx: Context, org_id: int, conversation_id: int, visitor_id: str | None, rating: int,

@@ -151,15 +151,20 @@ class Topics:
 
     def _model(self, org_id: int) -> IntentClassifier | None:
         with self.db.read() as conn:
+            row = conn.execute("SELECT trained_at FROM topic_models WHERE org_id = ?", (org_id,)).fetchone()
+        if row is None:
+            return None
+        trained_at = row["trained_at"]
+        with self._lock:
+            cached = self._models.get(org_id)
+            if cached is not None and cached[0] == trained_at:
+                return cached[1]
+        from appliance.inference.intents import IntentClassifier
+
+        with self.db.read() as conn:  # the stored model (megabytes) is read only when the cached one is stale
             row = conn.execute("SELECT trained_at, model FROM topic_models WHERE org_id = ?", (org_id,)).fetchone()
         if row is None:
             return None
-        from appliance.inference.intents import IntentClassifier
-
-        with self._lock:
-            cached = self._models.get(org_id)
-            if cached is not None and cached[0] == row["trained_at"]:
-                return cached[1]
         model = IntentClassifier.from_bytes(bytes(row["model"]), self.embedder())
         with self._lock:
             self._models[org_id] = (row["trained_at"], model)

@@ -16,7 +16,7 @@ from appliance import audit
 from appliance.answering.engine import AnswerEngine
 from appliance.audit.events import Context, ConversationRead
 from appliance.conversations import customers, events
-from appliance.conversations.flow import conversation_row
+from appliance.conversations.flow import conversation_row, state_frame
 from appliance.conversations.summary import Summaries
 from appliance.errors import InvalidValue, NotFound
 from appliance.inference.base import Generator
@@ -50,20 +50,6 @@ def visible(conn: Connection, org_id: int, conversation_id: int, viewer: Viewer)
     return row
 
 
-def summary(row: Any, agent_name: str | None = None) -> dict[str, Any]:
-    return {
-        "id": int(row["id"]), "channel": row["channel"], "status": row["status"], "handled_by": row["handled_by"],
-        "customer_id": row["customer_id"], "team_id": row["team_id"], "assigned_agent_id": row["assigned_agent_id"],
-        "assigned_agent": agent_name, "sentiment": row["sentiment"], "sentiment_label": row["sentiment_label"],
-        "topic": row["topic"], "priority": row["priority"], "tags": customers.tags_of(row["tags"]),
-        "resolution_type": row["resolution_type"], "csat": row["csat"], "csat_comment": row["csat_comment"],
-        "escalation_reason": row["escalation_reason"], "bot_turns": row["bot_turns"],
-        "failed_attempts": row["failed_attempts"], "created_at": row["created_at"], "updated_at": row["updated_at"],
-        "escalated_at": row["escalated_at"], "first_response_at": row["first_response_at"],
-        "resolved_at": row["resolved_at"],
-    }  # fmt: skip
-
-
 def list_conversations(
     db: Database, org_id: int, viewer: Viewer, *, status: str | None = None, agent_id: int | None = None,
     sentiment: str | None = None, topic: str | None = None, priority: str | None = None, team_id: int | None = None,
@@ -94,7 +80,7 @@ def list_conversations(
     sql += " ORDER BY c.id DESC LIMIT ?"  # newest first; `before` (the last id of a page) gives the next page
     args.append(limit)
     with db.read() as conn:
-        return [summary(r, r["agent_name"]) for r in conn.execute(sql, args)]
+        return [events.conversation_summary(r, r["agent_name"]) for r in conn.execute(sql, args)]
 
 
 def _agent_names(conn: Connection, conversation_id: int) -> dict[str, str]:
@@ -117,8 +103,6 @@ def visitor_view(db: Database, org_id: int, conversation_id: int, visitor_id: st
     """What the customer's widget restores after a reload: the state and the messages after `after`."""
     with db.read() as conn:
         row = conversation_row(conn, org_id, conversation_id, visitor_id)
-        from appliance.conversations.flow import state_frame
-
         state = state_frame(conn, conversation_id)
         return {"conversation_id": conversation_id, "status": row["status"], "handled_by": row["handled_by"],
                 "agent": state["agent"], "rated": row["csat"] is not None,
@@ -159,7 +143,7 @@ def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewe
             suggestion.update(draft=draft.text, confidence=draft.confidence,
                               sources=[s.public() for s in draft.sources])  # fmt: skip
     return {
-        "conversation": summary(row, agent["name"] if agent else None),
+        "conversation": events.conversation_summary(row, agent["name"] if agent else None),
         "messages": messages,
         "handoff": {
             "summary": written.text,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
-from appliance.conversations import canned, customers, views
+from appliance.conversations import canned, customers, events, views
 from appliance.conversations.events import Event
 from appliance.errors import Conflict, InvalidValue, NotFound
 from appliance.web.deps import Caller, client_addr, instance, requires, requires_any, visitor_or
@@ -85,7 +85,7 @@ def escalate(conversation_id: int, body: EscalateBody, request: Request,
 def _state(request: Request, org_id: int, conversation_id: int) -> dict[str, Any]:
     with instance(request).db.read() as conn:
         row = conn.execute("SELECT * FROM conversations WHERE id = ? AND org_id = ?", (conversation_id, org_id)).fetchone()
-    return views.summary(row)
+    return events.conversation_summary(row)
 
 
 @router.post("/api/conversations/{conversation_id}/takeover", summary="Take the conversation over from the assistant")
