@@ -35,7 +35,7 @@ from appliance.conversations import events as channels
 from appliance.conversations import routing, views, widget
 from appliance.conversations.events import Event
 from appliance.conversations.widget import Identity, Visitor
-from appliance.conversations.flow import Received
+from appliance.conversations.flow import Received, conversation_row
 from appliance.errors import ApplianceError, InvalidValue, NotAuthenticated, RateLimited
 from appliance.instance import Instance
 from appliance.web.deps import SESSION_COOKIE, anonymous_context, client_addr, instance, public, requires, visitor
@@ -365,11 +365,11 @@ async def console_socket(ws: WebSocket) -> None:
     viewer = views.Viewer(principal.id, view_all)
 
     def waiting() -> list[dict[str, Any]]:
+        """The conversations waiting in my teams' queues (all queues for a role that sees all), oldest first."""
         with inst.db.read() as conn:
             teams = None if view_all else routing.agent(conn, principal.org_id, principal.id).teams
-            ids = routing.queued(conn, principal.org_id, teams)
-        return [c for c in views.list_conversations(inst.db, principal.org_id, viewer, status="escalated", limit=500)
-                if c["id"] in ids]  # fmt: skip
+            return [channels.conversation_summary(conversation_row(conn, principal.org_id, i))
+                    for i in routing.queued(conn, principal.org_id, teams)]  # fmt: skip
 
     sub.push({"type": "queue", "conversations": await anyio.to_thread.run_sync(waiting)})
 
