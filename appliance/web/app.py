@@ -20,8 +20,9 @@ from appliance.instance import Instance
 from appliance.metrics import HttpMetrics
 from appliance.tasks import Tasks
 from appliance.web.hub import Hub
-from appliance.web.middleware import BodySizeLimit, RequestLog
+from appliance.web.middleware import BodySizeLimit, RequestLog, VisitorCors
 from appliance.web.ratelimit import RateLimiter
+from appliance.widget import routes as widget_routes
 from appliance.web.routes import answers, apikeys, audit, auth, conversations, escalation, health, knowledge, retrieval, routing, settings, team, webhooks, widget
 
 log = logging.getLogger("appliance.web")
@@ -91,6 +92,7 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
         ipaddress.ip_network(n, strict=False) for n in inst.settings.metrics_allowed_networks
     ]
     _install_error_handlers(app)
+    app.include_router(widget_routes.router)
     for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval, webhooks, conversations, routing, widget, escalation):  # answers first: /api/knowledge/gaps
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
@@ -99,5 +101,6 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
         max_bytes=inst.settings.max_body_bytes,
         streamed={knowledge.IMPORT_PATH: inst.settings.import_max_bytes},
     )
+    app.add_middleware(VisitorCors)
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -152,3 +153,37 @@ class RequestLog:
                     }
                 },
             )
+
+
+_VISITOR_PATHS = re.compile(r"^/api/(?:widget/session|chat/.+|conversations/\d+/(?:csat|resolve))$")
+_VISITOR_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST"),
+    (b"access-control-allow-headers", b"content-type, x-visitor-session"),
+    (b"access-control-max-age", b"600"),
+]
+
+
+class VisitorCors:
+    """Cross-origin access for the widget's calls only (the session, the chat, CSAT): they authenticate with the
+    X-Visitor-Session header, never a cookie, so any intranet page may make them. Every other route gets no CORS
+    headers, and a browser keeps other origins out of it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _VISITOR_PATHS.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": _VISITOR_CORS})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *_VISITOR_CORS[:1]]}
+            await send(message)
+
+        await self.app(scope, receive, with_cors)
