@@ -44,3 +44,48 @@ def test_a_demo_question_gets_a_cited_answer_with_its_confidence(demo_site: str)
         assert source.get_attribute("href", timeout=5000).startswith(f"{demo_site}/help/demo/articles/")  # type: ignore[union-attr]
         expect(page.locator("[data-part=human]")).to_be_visible()  # always there
     assert problems == []  # nothing refused by the page's CSP, no script errors
+
+
+def test_a_refusal_offers_a_person_who_takes_over_and_a_reload_keeps_the_conversation(
+    demo_site: str, inst: Instance
+) -> None:  # fmt: skip
+    import httpx
+
+    from appliance.auth import users
+    from appliance.instance import cli_context
+    from tests.conftest import PASSWORD
+
+    with inst.db.read() as conn:
+        org_id = int(conn.execute("SELECT id FROM orgs WHERE slug = 'demo'").fetchone()[0])
+    users.add_user(inst.db, inst.passwords, cli_context(org_id), org_id, "sam@demo.example", PASSWORD, "agent",
+                   "Sam Agent")  # fmt: skip
+    agent = httpx.Client(base_url=demo_site, timeout=30)
+    agent.headers["X-CSRF-Token"] = agent.post("/api/auth/login", json={"email": "sam@demo.example",
+                                                                         "password": PASSWORD}).json()["csrf_token"]
+    problems: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        open_widget(page, demo_site, problems)
+        page.locator("[data-part=input]").fill("Can I bring my dog to the hospital cafeteria?")
+        page.locator("[data-part=send]").click()
+        refusal = page.locator("[data-part=message][data-role=ai]").first
+        expect(refusal).to_be_visible(timeout=30_000)
+        expect(refusal.locator("[data-part=human-offer]")).to_be_visible()  # the refusal offers a person
+        queue = agent.get("/api/conversations", params={"status": "escalated"}).json()
+        assert len(queue) == 1
+        conversation_id = queue[0]["id"]
+        assert agent.post(f"/api/conversations/{conversation_id}/takeover").status_code == 200
+        expect(page.locator("[data-part=notice]", has_text="Sam Agent")).to_be_visible(timeout=10_000)
+        assert agent.post(f"/api/conversations/{conversation_id}/messages",
+                          json={"text": "Hello, I am Sam. Guide dogs are welcome."}).status_code == 201  # fmt: skip
+        reply = page.locator("[data-part=message][data-role=agent]")
+        expect(reply).to_contain_text("Guide dogs are welcome", timeout=10_000)
+
+        page.reload()  # mid-conversation: the history comes back once, nothing doubled
+        page.locator("[data-part=launcher]").click()
+        expect(page.locator("[data-part=message][data-role=agent]")).to_have_count(1, timeout=10_000)
+        expect(page.locator("[data-part=message][data-role=customer]")).to_have_count(1)
+        expect(page.locator("[data-part=message][data-role=ai]")).to_have_count(1)
+        stored = page.evaluate("() => JSON.stringify(Object.assign({}, window.localStorage))")
+        assert stored == "{}"  # nothing in localStorage
+    assert problems == []
