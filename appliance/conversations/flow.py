@@ -13,6 +13,7 @@ Every function returns the events the hub should push; they describe what the da
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,7 @@ CLOSED_STATUSES = ("resolved", "closed")
 GAP_REASONS = ("low_confidence", "no_match")  # refusals that are knowledge gaps (not blocked attacks)
 PRIORITIES = ("low", "medium", "high", "urgent")
 MAX_CLIENT_ID = 100
+WORDS = re.compile(r"\s*\S+")  # the pieces a composed answer is streamed in
 
 TopicClassifier = Callable[[int, str], "str | None"]
 
@@ -240,7 +242,20 @@ class Flow:
             previous = [str(r[0]) for r in conn.execute(
                 "SELECT query FROM messages WHERE conversation_id = ? AND role = 'customer' AND query IS NOT NULL"
                 " ORDER BY id", (conversation_id,))]  # fmt: skip
-        return self.engine().answer(org_id, text, previous, on_delta=on_delta)
+        if on_delta is None:
+            return self.engine().answer(org_id, text, previous)
+        streamed = False
+
+        def relay(piece: str) -> None:
+            nonlocal streamed
+            streamed = True
+            on_delta(piece)
+
+        answer = self.engine().answer(org_id, text, previous, on_delta=relay)
+        if not streamed and answer.outcome == "answered":  # composed whole (extractive): sent word by word all the same
+            for piece in WORDS.findall(answer.text):
+                on_delta(piece)
+        return answer
 
     def respond(self, ctx: Context, org_id: int, received: Received,
                 on_delta: Callable[[str], None] | None = None) -> Responded:  # fmt: skip

@@ -56,6 +56,10 @@ def test_answers_refusals_and_signed_webhooks(demo_live: str, inst: Instance, se
         assert answer["outcome"] == "answered" and answer["confidence"] >= 85
         assert answer["sources"][0]["title"] == "Resetting a forgotten password"
         assert answer["sources"][0]["url"].startswith("/help/north/articles/")
+        streamed = [f for f in got if f["type"] == "delta"]
+        assert len(streamed) > 5 and kinds.index("ack") < kinds.index("delta")  # streamed before the stored answer
+        assert "".join(f["text"] for f in streamed) == answer["content"]
+        assert {f["reply_to"] for f in streamed} == {got[kinds.index("ack")]["message_id"]}
         conversation_id = answer["conversation_id"]
         with inst.db.read() as conn:
             stored = conn.execute("SELECT role, sentiment, sentiment_label FROM messages WHERE conversation_id = ?"
@@ -68,6 +72,7 @@ def test_answers_refusals_and_signed_webhooks(demo_live: str, inst: Instance, se
         got = frames_until(widget, lambda f: f["type"] == "status" and f["status"] == "escalated")
         refusal = next(f["message"] for f in got if f["type"] == "message" and f["message"]["role"] == "ai")
         assert refusal["outcome"] == "refused" and refusal["sources"] == []
+        assert not any(f["type"] == "delta" for f in got)  # a refusal is not streamed
         with inst.db.read() as conn:
             row = conn.execute("SELECT status, escalation_reason, bot_turns, failed_attempts FROM conversations"
                                " WHERE id = ?", (conversation_id,)).fetchone()  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
@@ -33,6 +35,8 @@ def test_a_demo_question_gets_a_cited_answer_with_its_confidence(demo_site: str)
     problems: list[str] = []
     with chromium() as browser:
         page = browser.new_page()
+        frames: list[dict[str, Any]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))))
         open_widget(page, demo_site, problems)
         page.locator("[data-part=input]").fill("How do I reset my portal password?")
         page.locator("[data-part=input]").press("Enter")
@@ -43,6 +47,11 @@ def test_a_demo_question_gets_a_cited_answer_with_its_confidence(demo_site: str)
         expect(source).to_have_text("Resetting a forgotten password")
         assert source.get_attribute("href", timeout=5000).startswith(f"{demo_site}/help/demo/articles/")  # type: ignore[union-attr]
         expect(page.locator("[data-part=human]")).to_be_visible()  # always there
+        streamed = "".join(f["text"] for f in frames if f["type"] == "delta")
+        final = next(f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "ai")
+        assert streamed == final["content"]  # streamed word by word, then replaced by the stored answer
+        expect(page.locator("[data-part=message][data-provisional]")).to_have_count(0)
+        expect(page.locator("[data-part=message][data-role=ai]")).to_have_count(1)
     assert problems == []  # nothing refused by the page's CSP, no script errors
 
 
