@@ -66,6 +66,13 @@ class Responded:
     decisions: list[Decision] = field(default_factory=list)
 
 
+def _answered(conn: Connection, conversation_id: int, message_id: int) -> bool:
+    """Whether the message right after the customer's is a reply (not their next message)."""
+    row = conn.execute("SELECT role FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT 1",
+                       (conversation_id, message_id)).fetchone()  # fmt: skip
+    return row is not None and row["role"] != "customer"
+
+
 def _insert(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
     row_id = conn.execute(sql, params).lastrowid
     assert row_id is not None
@@ -268,6 +275,8 @@ class Flow:
         with self.db.write() as conn:
             row = conversation_row(conn, org_id, conversation_id)
             if row["status"] not in AI_STATUSES or row["handled_by"] != "ai":  # a person took it meanwhile
+                return Responded(None, None, row["status"], False)
+            if _answered(conn, conversation_id, received.message_id):  # a resend raced the first copy's answer
                 return Responded(None, None, row["status"], False)
             conn.execute("UPDATE messages SET query = ? WHERE id = ?", (answer.query, received.message_id))
             models = ", ".join(str(m.get("name")) for m in answer.provenance.get("models", []) if isinstance(m, dict))

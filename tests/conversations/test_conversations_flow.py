@@ -161,6 +161,23 @@ def test_a_resend_of_a_message_that_was_stored_but_never_answered_gets_its_answe
         assert [r[0] for r in conn.execute("SELECT role FROM messages ORDER BY id")] == ["customer", "ai"]
 
 
+def test_a_resend_while_the_first_copy_is_being_answered_is_answered_once(inst: Instance, seed: Seed) -> None:
+    flow, ctx = echo_flow(inst), cli_context(seed.north)
+    first = flow.receive(ctx, seed.north, "is it open?", sender="visitor:v", visitor_id="v", client_id="c-1")
+    resent = flow.receive(ctx, seed.north, "is it open?", sender="visitor:v", visitor_id="v", client_id="c-1",
+                          conversation_id=first.conversation_id)  # fmt: skip
+    assert resent.duplicate and resent.answer_needed  # nothing answered yet, so the resend asks again
+    assert flow.respond(ctx, seed.north, first).answer is not None
+    late = flow.respond(ctx, seed.north, resent)  # the resend's answer lands second: dropped
+    assert late.answer is None and late.message_id is None
+    later = flow.receive(ctx, seed.north, "and on Sundays?", sender="visitor:v", visitor_id="v", client_id="c-2",
+                         conversation_id=first.conversation_id)  # fmt: skip
+    assert flow.respond(ctx, seed.north, later).answer is not None  # the next question is answered as usual
+    with inst.db.read() as conn:
+        roles = [r[0] for r in conn.execute("SELECT role FROM messages ORDER BY id")]
+    assert roles == ["customer", "ai", "customer", "ai"]
+
+
 def test_paging_with_before_lists_every_conversation_once(inst: Instance, seed: Seed) -> None:
     flow, ctx = echo_flow(inst), cli_context(seed.north)
     ids = [flow.receive(ctx, seed.north, f"hello {n}", sender=f"visitor:{n}", visitor_id=str(n)).conversation_id
