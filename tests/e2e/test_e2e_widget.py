@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import Page, expect
 
 from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance
@@ -45,7 +45,12 @@ def test_a_demo_question_gets_a_cited_answer_with_its_confidence(demo_site: str)
         expect(answer.locator("[data-part=confidence]")).to_contain_text("confidence")
         source = answer.locator("[data-part=sources] a").first
         expect(source).to_have_text("Resetting a forgotten password")
-        assert source.get_attribute("href", timeout=5000).startswith(f"{demo_site}/help/demo/articles/")  # type: ignore[union-attr]
+        href = source.get_attribute("href", timeout=5000)
+        assert href is not None and href.startswith(f"{demo_site}/help/demo/articles/")
+        text = answer.locator("[data-part=text]")
+        expect(text.locator("strong, li, p").first).to_be_visible()  # the answer's markdown, rendered
+        assert "**" not in text.inner_text() and "[1]" in text.inner_text()
+        expect(text.locator("sup a", has_text="[1]").first).to_have_attribute("href", href)  # the mark links its source
         expect(page.locator("[data-part=human]")).to_be_visible()  # always there
         streamed = "".join(f["text"] for f in frames if f["type"] == "delta")
         final = next(f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "ai")

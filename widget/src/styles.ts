@@ -36,6 +36,16 @@ button:focus-visible,textarea:focus-visible,a:focus-visible,.log:focus-visible{o
 .m[data-pending=true]{opacity:.75}
 .m[data-failed=true]{outline:2px solid #b00020}
 .tx{white-space:pre-wrap}
+.md{white-space:normal}
+.md p,.md ul,.md ol{margin:0 0 6px}
+.md>:last-child{margin-bottom:0}
+.md ul,.md ol{padding-left:20px}
+.md .hd{font-weight:600}
+.md table{border-collapse:collapse;margin:0 0 6px;font-size:13px}
+.md th,.md td{border:1px solid #c8c8c8;padding:2px 6px;text-align:left;vertical-align:top}
+.md code{font:12px ui-monospace,monospace;background:#e4e7eb;padding:0 3px;border-radius:3px}
+.md sup a{color:#174a85;text-decoration:none}
+.fb svg{display:block}
 .who{display:block;margin-bottom:2px;font-size:12px;font-weight:600;color:#444}
 .vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .meta{margin:6px 0 0;font-size:12px;color:#444}

@@ -1,4 +1,5 @@
 import { h, safeUrl } from "./dom";
+import { render } from "./markdown";
 import { S, fmt } from "./strings";
 import { css } from "./styles";
 import type { Message, Theme } from "./types";
@@ -35,6 +36,20 @@ function adopt(root: ShadowRoot, text: string): void {
  * that tests and the appliance's docs rely on: launcher, panel, status, log, message (data-role, data-id,
  * data-pending), confidence, sources, thumbs-up, thumbs-down, human-offer, notice, typing, csat, human, input, send.
  */
+// Drawn, not emoji: an intranet kiosk may have no emoji font.
+const THUMB_UP = "M7 10v12M15 5.9 14 10h5.8a2 2 0 0 1 1.9 2.6l-2.3 8A2 2 0 0 1 17.5 22H4a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2h2.8a2 2 0 0 0 1.8-1.1L12 2a3.1 3.1 0 0 1 3 3.9Z";
+const THUMB_DOWN = "M17 14V2M9 18.1 10 14H4.2a2 2 0 0 1-1.9-2.6l2.3-8A2 2 0 0 1 6.5 2H20a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-2.8a2 2 0 0 0-1.8 1.1L12 22a3.1 3.1 0 0 1-3-3.9Z";
+
+function icon(d: string): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const path = document.createElementNS(ns, "path");
+  for (const [k, v] of Object.entries({ viewBox: "0 0 24 24", width: "16", height: "16", fill: "none", stroke: "currentColor", "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true" })) svg.setAttribute(k, v);
+  path.setAttribute("d", d);
+  svg.append(path);
+  return svg;
+}
+
 export class View {
   readonly log: HTMLDivElement;
   readonly input: HTMLTextAreaElement;
@@ -141,6 +156,12 @@ export class View {
     this.scroll();
   }
 
+  /** The stored answer in place of the bubble its stream grew in. */
+  replace(draft: HTMLElement, el: HTMLElement): void {
+    draft.replaceWith(el);
+    this.scroll();
+  }
+
   append(el: HTMLElement): void {
     this.log.append(el);
     this.scroll();
@@ -198,9 +219,13 @@ export class View {
   message(m: Message): HTMLElement {
     if (m.role === "ai" && m.outcome === "notice") return this.notice(m.content, m.id) as HTMLElement;
     const who = m.role === "customer" ? S.you : m.role === "agent" ? m.agent || S.agent : S.assistant;
-    const el = this.bubble(m.role, who, m.content);
+    const el = this.bubble(m.role, who, m.role === "ai" ? "" : m.content);
     el.setAttribute("data-id", String(m.id));
     if (m.role !== "ai") return el;
+    const urls = (m.sources || []).map((s) => safeUrl(s.url, this.origin));
+    const tx = el.querySelector(".tx") as HTMLElement;
+    tx.className = "tx md";
+    tx.append(render(m.content, (n) => urls[n - 1] || null, (url) => safeUrl(url, this.origin)));
     if (m.outcome === "refused") {
       const offer = h("button", { type: "button", "data-part": "human-offer" }, S.human);
       offer.addEventListener("click", () => this.act.human());
@@ -215,7 +240,7 @@ export class View {
 
   private bubble(role: string, who: string, text: string): HTMLElement {
     return h("div", { class: "m " + role, "data-part": "message", "data-role": role, "data-pending": "false" },
-      h("span", { class: role === "customer" ? "vh" : "who" }, who), h("div", { class: "tx" }, text));
+      h("span", { class: role === "customer" ? "vh" : "who" }, who), h("div", { class: "tx", "data-part": "text" }, text));
   }
 
   private sources(el: HTMLElement, m: Message): void {
@@ -231,8 +256,8 @@ export class View {
   }
 
   private thumbs(el: HTMLElement, m: Message): void {
-    const up = h("button", { type: "button", "data-part": "thumbs-up", "aria-label": S.helpful }, "\u{1F44D}");
-    const down = h("button", { type: "button", "data-part": "thumbs-down", "aria-label": S.notHelpful }, "\u{1F44E}");
+    const up = h("button", { type: "button", "data-part": "thumbs-up", "aria-label": S.helpful }, icon(THUMB_UP));
+    const down = h("button", { type: "button", "data-part": "thumbs-down", "aria-label": S.notHelpful }, icon(THUMB_DOWN));
     const press = (value: string | null) => {
       up.setAttribute("aria-pressed", String(value === "up"));
       down.setAttribute("aria-pressed", String(value === "down"));

@@ -225,11 +225,14 @@ export class Widget {
   private connected(): void {
     this.drafts.forEach((el) => el.remove()); // the stored answers come with the history
     this.drafts.clear();
-    if (this.conversation !== null) {
-      this.resuming = true;
-      this.socket.send({ type: "resume", conversation_id: this.conversation, after: this.seen });
-    }
+    if (this.conversation !== null) this.resume();
     this.flush();
+  }
+
+  /** Asks for the conversation's messages after the last one shown (and its state). */
+  private resume(): void {
+    this.resuming = true;
+    this.socket.send({ type: "resume", conversation_id: this.conversation, after: this.seen });
   }
 
   private frame(f: Frame): void {
@@ -243,6 +246,9 @@ export class Widget {
         }
         const el = this.byClientId.get(f.client_id);
         if (el && !el.hasAttribute("data-id")) this.bind(el, f.message_id);
+        // A resent message that was stored before its ack was lost: its reply went to the lost connection, and
+        // without a conversation to resume on reconnecting, nothing else brings it.
+        if (f.duplicate && f.reply_id != null && !this.byId.has(f.reply_id)) this.resume();
         if (!f.duplicate && this.state && this.state.handled_by === "ai") this.view.typing(S.typing, ANSWER_WAIT_MS);
         this.flush();
         break;
@@ -310,7 +316,7 @@ export class Widget {
           }
         });
       }
-      if (draft) draft.replaceWith(el);
+      if (draft) this.view.replace(draft, el);
       else this.view.place(el, m.id);
       if (m.role !== "customer") {
         this.view.typing(null);
