@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance
@@ -24,15 +24,18 @@ from tests.e2e.browser import chromium, demo_org
 
 AXE = Path(__file__).resolve().parents[2] / "widget" / "node_modules" / "axe-core" / "axe.min.js"
 HOST = "[data-appliance-widget]"
+HOST_ATTRIBUTE = "data-appliance-widget"
 BLOCKING = ("serious", "critical")
-ANSWER_MS = 30_000
+WAIT_MS = 30_000
 
+# Violations in full (every node); passes and incomplete results name one node each, enough to see what was checked.
 _RUN_AXE = """async (context) => {
   const r = await axe.run(context || document, {resultTypes: ["violations"]});
-  const nodes = (items) => items.map((i) => ({id: i.id, targets: i.nodes.map((n) => n.target)}));
-  return {violations: r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
-                                               nodes: v.nodes.map((n) => ({target: n.target, summary: n.failureSummary}))})),
-          checked: nodes(r.passes).concat(nodes(r.incomplete), nodes(r.violations))};
+  const checked = (items) => items.map((i) => ({id: i.id, targets: i.nodes.map((n) => n.target)}));
+  const nodes = (v) => v.nodes.map((n) => ({target: n.target, summary: n.failureSummary}));
+  return {violations: r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help, nodes: nodes(v)})),
+          incomplete: r.incomplete.map((i) => i.id),
+          checked: checked(r.passes).concat(checked(r.incomplete), checked(r.violations))};
 }"""
 
 
@@ -52,19 +55,23 @@ def page(demo_site: str) -> Iterator[Page]:
         context = browser.new_context(bypass_csp=True)
         page = context.new_page()
         page.goto(f"{demo_site}/demo")
-        expect(page.locator("[data-part=launcher]")).to_be_visible(timeout=10_000)
+        expect(page.locator("[data-part=launcher]")).to_be_visible(timeout=WAIT_MS)
         page.add_script_tag(path=str(AXE))
         yield page
         context.close()
 
 
 def run_axe(page: Page, context: str | None = None) -> dict[str, Any]:
-    return page.evaluate(_RUN_AXE, context)  # type: ignore[no-any-return]
+    return page.evaluate(_RUN_AXE, context)
 
 
 def in_widget(target: list[Any]) -> bool:
-    """An axe target inside a shadow root is a list of selectors: the host's, then the element's within it."""
-    return len(target) > 1 and isinstance(target[0], str) and HOST in target[0]
+    """An axe target names an element inside a shadow root by a list: the host's selector, then the element's."""
+    return any(isinstance(part, list) and HOST_ATTRIBUTE in part[0] for part in target)
+
+
+def widget_rules(results: dict[str, Any]) -> set[str]:
+    return {rule["id"] for rule in results["checked"] if any(in_widget(t) for t in rule["targets"])}
 
 
 def report(violations: list[dict[str, Any]]) -> str:
@@ -72,27 +79,37 @@ def report(violations: list[dict[str, Any]]) -> str:
 
 
 def assert_accessible(page: Page, state: str) -> None:
-    """No serious or critical violation on the page; and axe really went into the widget's shadow root."""
+    """No serious or critical violation on the page, and axe really checked the widget's shadow root: the page's
+    results name nodes inside it, and a run on the widget's host element alone checks its names and contrast."""
     whole = run_axe(page)
-    print(f"\n{state}: axe violations (all impacts):\n{report(whole['violations'])}")
+    print(f"\n{state}: axe violations (all impacts): {report(whole['violations'])}")
+    print(f"{state}: axe incomplete (to review by hand): {whole['incomplete']}")
     blocking = [v for v in whole["violations"] if v["impact"] in BLOCKING]
     assert blocking == [], f"{state}: serious or critical axe violations:\n{report(whole['violations'])}"
+    assert widget_rules(whole), f"{state}: axe did not go into the widget's shadow root: {whole}"
     widget = run_axe(page, HOST)
-    shadow = [t for rule in widget["checked"] for t in rule["targets"] if in_widget(t)]
-    assert shadow, f"{state}: axe checked nothing inside the widget's shadow root: {widget['checked']}"
-    assert any(in_widget(t) for rule in whole["checked"] for t in rule["targets"])
+    assert {"button-name", "color-contrast"} <= widget_rules(widget), f"{state}: axe skipped the widget: {widget}"
+
+
+def assert_axe_reports_a_violation_inside_the_widget(page: Page) -> None:
+    """A button without a name planted in the shadow root is reported (critical), with its shadow path."""
+    plant = "(host) => host.shadowRoot.querySelector('.w').append(document.createElement('button'))"
+    page.locator(HOST).evaluate(plant)
+    found = [v for v in run_axe(page)["violations"] if v["id"] == "button-name"]
+    assert found and found[0]["impact"] == "critical", found
+    assert all(in_widget(node["target"]) for node in found[0]["nodes"]), found
 
 
 def open_panel(page: Page) -> None:
     page.locator("[data-part=launcher]").click()
-    expect(page.locator("[data-part=input]")).to_be_focused()
+    expect(page.locator("[data-part=input]")).to_be_focused(timeout=WAIT_MS)
 
 
-def ask(page: Page, question: str) -> Any:
+def ask(page: Page, question: str) -> Locator:
     page.locator("[data-part=input]").fill(question)
     page.locator("[data-part=input]").press("Enter")
     reply = page.locator("[data-part=message][data-role=ai]").first
-    expect(reply).to_be_visible(timeout=ANSWER_MS)
+    expect(reply).to_be_visible(timeout=WAIT_MS)
     return reply
 
 
@@ -100,26 +117,27 @@ def test_the_closed_launcher_and_the_open_panel_have_no_serious_violations(page:
     expect(page.locator("[data-part=panel]")).to_be_hidden()
     assert_accessible(page, "launcher closed")
     open_panel(page)
-    expect(page.locator("[data-part=greeting]")).to_have_text("Hello! How can we help?")
+    expect(page.locator("[data-part=greeting]")).to_have_text("Hello! How can we help?", timeout=WAIT_MS)
     assert_accessible(page, "panel open with its greeting")
+    assert_axe_reports_a_violation_inside_the_widget(page)
 
 
 def test_a_cited_answer_has_no_serious_violations(page: Page) -> None:
     open_panel(page)
     answer = ask(page, "How do I reset my portal password?")
-    expect(answer.locator("[data-part=confidence]")).to_contain_text("confidence", timeout=ANSWER_MS)
+    expect(answer.locator("[data-part=confidence]")).to_contain_text("confidence", timeout=WAIT_MS)
     expect(answer.locator("[data-part=sources] a").first).to_be_visible()
     expect(answer.locator("[data-part=thumbs-up]")).to_be_visible()
     expect(answer.locator("[data-part=thumbs-down]")).to_be_visible()
-    expect(page.locator("[data-part=typing]")).to_be_hidden(timeout=ANSWER_MS)
+    expect(page.locator("[data-part=typing]")).to_be_hidden(timeout=WAIT_MS)
     assert_accessible(page, "a cited answer")
 
 
 def test_a_refusal_offering_a_person_has_no_serious_violations(page: Page) -> None:
     open_panel(page)
     refusal = ask(page, "Can I bring my dog to the hospital cafeteria?")
-    expect(refusal.locator("[data-part=human-offer]")).to_be_visible(timeout=ANSWER_MS)
-    expect(page.locator("[data-part=typing]")).to_be_hidden(timeout=ANSWER_MS)
+    expect(refusal.locator("[data-part=human-offer]")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("[data-part=typing]")).to_be_hidden(timeout=WAIT_MS)
     assert_accessible(page, "a refusal offering a person")
 
 
@@ -133,7 +151,7 @@ def test_the_keyboard_opens_the_panel_into_its_input_and_escape_returns_to_the_l
     page.keyboard.press("Enter")
     expect(page.locator("[data-part=panel]")).to_be_visible()
     expect(launcher).to_have_attribute("aria-expanded", "true")
-    expect(page.locator("[data-part=input]")).to_be_focused()
+    expect(page.locator("[data-part=input]")).to_be_focused(timeout=WAIT_MS)
     page.keyboard.press("Escape")
     expect(page.locator("[data-part=panel]")).to_be_hidden()
     expect(launcher).to_have_attribute("aria-expanded", "false")
