@@ -16,7 +16,7 @@ import click
 
 from appliance.config import Settings, load_settings
 from appliance.errors import ApplianceError
-from appliance.instance import Instance, cli_context, init_instance, open_instance
+from appliance.instance import Instance, open_instance
 
 
 class Obj:

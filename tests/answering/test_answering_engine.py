@@ -23,7 +23,6 @@ from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance, cli_context
 from appliance.knowledge import articles
 from appliance.knowledge.importers import common, markdown
-from appliance.web.app import create_app
 from tests.conftest import Seed, client_for, with_embedder
 
 DEMO = Path(__file__).resolve().parents[2] / "appliance" / "demo_kb" / "articles"

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
-from fastapi.testclient import TestClient
 
 from appliance.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from appliance.instance import Instance
