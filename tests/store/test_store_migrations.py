@@ -96,9 +96,23 @@ def _seed_v8(conn: Connection) -> None:
     )  # fmt: skip
 
 
+def _seed_v9(conn: Connection) -> None:
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, org_id, role, content, outcome, confidence, created_at)"
+        " VALUES (2, 1, 1, 'ai', 'Yes.', 'answered', 91, ?)", (NOW,),
+    )  # fmt: skip
+    conn.execute("INSERT INTO answer_reviews (org_id, message_id, reviewer_id, verdict, reason, created_at)"
+                 " VALUES (1, 2, 1, 'incorrect', 'wrong clinic', ?)", (NOW,))  # fmt: skip
+    conn.execute("INSERT INTO analytics_daily (org_id, day, conversations, first_response_s, computed_at)"
+                 " VALUES (1, '2026-01-01', 1, '[4.5]', ?)", (NOW,))  # fmt: skip
+    conn.execute("INSERT INTO analytics_state (org_id, rolled_up_at) VALUES (1, ?)", (NOW,))
+    conn.execute("INSERT INTO analytics_stale (org_id, day, marked_at) VALUES (1, '2026-01-01', ?)", (NOW,))
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
     1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
+    9: _seed_v9,
 }  # fmt: skip
 
 
