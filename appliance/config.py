@@ -190,7 +190,8 @@ class Settings(BaseSettings):
     conversation_retention_days: int = Field(
         default=730, ge=1,
         description="Days a conversation is kept after its last activity; then it is purged with its messages, "
-        "their provenance and its knowledge gaps (daily, and by `appliance retention purge`).",
+        "their provenance, review labels and its knowledge gaps (daily, and by `appliance retention purge`). "
+        "Analytics rollups of older days are kept and no longer recomputed.",
     )  # fmt: skip
     calibration_file: Path | None = Field(
         default=None,

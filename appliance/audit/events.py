@@ -591,3 +591,86 @@ class ConversationRead(AuditEvent):
     @property
     def target(self) -> str:
         return f"conversation:{self.conversation_id}"
+
+
+# -- analytics -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerReviewed(AuditEvent):
+    """A reviewer labelled an AI reply (a new label replaces the previous one, named here). The reason stays out:
+    it may quote the customer."""
+
+    name: ClassVar[str] = "answer.reviewed"
+    message_id: int
+    verdict: str
+    previous: str | None
+
+    @property
+    def target(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class AnswerReviewCleared(AuditEvent):
+    name: ClassVar[str] = "answer.review_cleared"
+    message_id: int
+    previous: str
+
+    @property
+    def target(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class ReviewsRead(AuditEvent):
+    """A reviewer listed AI replies with the customers' questions (the filters and how many, never the text)."""
+
+    name: ClassVar[str] = "analytics.reviews_read"
+    filters: dict[str, Any]
+    count: int
+
+    @property
+    def target(self) -> str:
+        return "reviews"
+
+
+@dataclass(frozen=True)
+class ReviewsExported(AuditEvent):
+    """The review labels left the appliance with their questions and answers, for recalibration."""
+
+    name: ClassVar[str] = "analytics.reviews_exported"
+    since: str | None
+    until: str | None
+    rows: int
+
+    @property
+    def target(self) -> str:
+        return "reviews"
+
+
+@dataclass(frozen=True)
+class KnowledgeGapsRead(AuditEvent):
+    """Someone read the clustered knowledge gaps: customers' questions over a range of days."""
+
+    name: ClassVar[str] = "analytics.gaps_read"
+    since: str
+    until: str
+    gaps: int
+
+    @property
+    def target(self) -> str:
+        return "knowledge_gaps"
+
+
+@dataclass(frozen=True)
+class AnalyticsRolledUp(AuditEvent):
+    """A person asked for the rollups to be recomputed now (the periodic runs are not audited: they read and write
+    aggregates only)."""
+
+    name: ClassVar[str] = "analytics.rolled_up"
+    days: list[str]
+
+    @property
+    def target(self) -> str:
+        return "analytics"

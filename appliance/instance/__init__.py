@@ -168,9 +168,10 @@ class Instance:
 
     @functools.cached_property
     def topics(self) -> Topics:
-        return Topics(self.db, self._required_embedder)
+        return Topics(self.db, self.required_embedder)
 
-    def _required_embedder(self) -> Embedder:
+    def required_embedder(self) -> Embedder:
+        """The installation's sentence embedder (topics, sentiment, knowledge-gap clusters), or ModelError."""
         embedder = self.knowledge.embedder
         if embedder is None:
             raise ModelError("the embedder is not available (see `appliance models verify`)")
@@ -184,7 +185,7 @@ class Instance:
                 from appliance.inference.sentiment import load_sentiment
 
                 try:
-                    scorer: TextScorer = load_sentiment(self._required_embedder())
+                    scorer: TextScorer = load_sentiment(self.required_embedder())
                     self._sentiment = (scorer,)
                 except ApplianceError as exc:
                     log.warning("sentiment model unavailable; messages are stored without sentiment",

@@ -14,6 +14,7 @@ from typing import Any
 from huey import SqliteHuey, crontab
 from huey.consumer import Consumer
 
+from appliance.analytics import rollup
 from appliance.audit.events import Context
 from appliance.instance import Instance
 from appliance.retention import conversations
@@ -69,6 +70,15 @@ class Tasks:
                                                              "retrying": run.retrying, "failed": run.failed}})  # fmt: skip
 
         self._deliver_webhooks: Any = deliver_webhooks
+
+        # Every 15 minutes: each organisation's rollups for today, yesterday and the days changed since the last run.
+        @self.huey.periodic_task(crontab(minute="*/15"))
+        def rollup_analytics() -> None:
+            runs = rollup.rollup_all(inst.db, retention_days=inst.settings.conversation_retention_days)
+            log.info("analytics rolled up", extra={"fields": {"orgs": len(runs),
+                                                               "days": sum(len(r.days) for r in runs)}})  # fmt: skip
+
+        self.rollup_analytics: Any = rollup_analytics
 
     def index_org(self, org_id: int) -> None:
         """Bring the organisation's retrieval index up to date with its articles."""
