@@ -23,7 +23,7 @@ from appliance.web.hub import Hub
 from appliance.web.middleware import BodySizeLimit, RequestLog, VisitorCors
 from appliance.web.ratelimit import RateLimiter
 from appliance.widget import routes as widget_routes
-from appliance.web.routes import answers, apikeys, audit, auth, conversations, escalation, health, knowledge, retrieval, routing, settings, team, webhooks, widget
+from appliance.web.routes import analytics, answers, apikeys, audit, auth, conversations, escalation, health, knowledge, retrieval, routing, settings, team, webhooks, widget
 
 log = logging.getLogger("appliance.web")
 
@@ -93,7 +93,7 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
     ]
     _install_error_handlers(app)
     app.include_router(widget_routes.router)
-    for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval, webhooks, conversations, routing, widget, escalation):  # answers first: /api/knowledge/gaps
+    for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval, webhooks, conversations, routing, widget, escalation, analytics):  # answers first: /api/knowledge/gaps
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
     app.add_middleware(

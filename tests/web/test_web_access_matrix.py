@@ -133,6 +133,14 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/webhooks/{webhook_id}/rotate-secret"): P.MANAGE_INTEGRATIONS,
     ("GET", "/api/webhooks/{webhook_id}/deliveries"): P.MANAGE_INTEGRATIONS,
     ("POST", "/api/webhooks/deliveries/{delivery_id}/redeliver"): P.MANAGE_INTEGRATIONS,
+    # analytics
+    ("GET", "/api/analytics/dashboard"): P.VIEW_ANALYTICS,
+    ("POST", "/api/analytics/rollup"): P.VIEW_ANALYTICS,
+    ("GET", "/api/analytics/knowledge-gaps"): P.VIEW_ANALYTICS,
+    ("PUT", "/api/messages/{message_id}/review"): P.REVIEW_AI_RESPONSES,
+    ("DELETE", "/api/messages/{message_id}/review"): P.REVIEW_AI_RESPONSES,
+    ("GET", "/api/reviews"): P.REVIEW_AI_RESPONSES,
+    ("GET", "/api/reviews/export"): P.REVIEW_AI_RESPONSES,
 }
 # The WebSockets of the real-time hub: each authenticates in its handler (a visitor session, a console session).
 WEBSOCKETS = {"/ws/widget": VISITOR, "/ws/console": SIGNED_IN}
@@ -173,6 +181,7 @@ BODIES: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/api/escalation-rules/reorder"): {"ids": []},
     ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/hook", "events": ["message.created"]},
     ("PUT", "/api/webhooks/{webhook_id}"): {"url": "http://127.0.0.1:9/hook", "events": ["message.created"]},
+    ("PUT", "/api/messages/{message_id}/review"): {"verdict": "correct"},
 }
 
 
