@@ -497,6 +497,19 @@ class AgentReplied(AuditEvent):
 
 
 @dataclass(frozen=True)
+class NoteAdded(AuditEvent):
+    """A person wrote an internal note on a conversation (ids only, never the text)."""
+
+    name: ClassVar[str] = "conversation.note_added"
+    conversation_id: int
+    note_id: int
+
+    @property
+    def target(self) -> str:
+        return f"conversation:{self.conversation_id}"
+
+
+@dataclass(frozen=True)
 class CsatSubmitted(AuditEvent):
     name: ClassVar[str] = "conversation.csat"
     conversation_id: int

@@ -15,7 +15,7 @@ from typing import Any
 from appliance import audit
 from appliance.answering.engine import AnswerEngine
 from appliance.audit.events import Context, ConversationRead
-from appliance.conversations import customers, events
+from appliance.conversations import customers, events, notes
 from appliance.conversations.flow import conversation_row, state_frame
 from appliance.conversations.summary import Summaries
 from appliance.errors import InvalidValue, NotFound
@@ -32,7 +32,8 @@ class Viewer:
     view_all: bool
 
 
-def _visible_sql(viewer: Viewer) -> tuple[str, list[Any]]:
+def visible_sql(viewer: Viewer) -> tuple[str, list[Any]]:
+    """The SQL condition (over `conversations c`) and its parameters for the conversations the viewer may see."""
     if viewer.view_all:
         return "1", []
     return (
@@ -42,7 +43,7 @@ def _visible_sql(viewer: Viewer) -> tuple[str, list[Any]]:
 
 
 def visible(conn: Connection, org_id: int, conversation_id: int, viewer: Viewer) -> Any:
-    where, params = _visible_sql(viewer)
+    where, params = visible_sql(viewer)
     row = conn.execute(f"SELECT c.* FROM conversations c WHERE c.id = ? AND c.org_id = ? AND {where}",
                        (conversation_id, org_id, *params)).fetchone()  # fmt: skip
     if row is None:
@@ -50,12 +51,21 @@ def visible(conn: Connection, org_id: int, conversation_id: int, viewer: Viewer)
     return row
 
 
+def conversation(db: Database, org_id: int, conversation_id: int, viewer: Viewer) -> dict[str, Any]:
+    """One conversation as lists show it (its state, not its transcript: not audited as a read); NotFound unless
+    the viewer may see it."""
+    with db.read() as conn:
+        row = visible(conn, org_id, conversation_id, viewer)
+        agent = conn.execute("SELECT name, email FROM users WHERE id = ?", (row["assigned_agent_id"],)).fetchone()
+    return events.conversation_summary(row, (agent["name"] or agent["email"]) if agent else None)
+
+
 def list_conversations(
     db: Database, org_id: int, viewer: Viewer, *, status: str | None = None, agent_id: int | None = None,
     sentiment: str | None = None, topic: str | None = None, priority: str | None = None, team_id: int | None = None,
     limit: int = 100, before: int | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    where, params = _visible_sql(viewer)
+    where, params = visible_sql(viewer)
     sql = ("SELECT c.*, u.name AS agent_name FROM conversations c LEFT JOIN users u ON u.id = c.assigned_agent_id"
            f" WHERE c.org_id = ? AND {where}")  # fmt: skip
     args: list[Any] = [org_id, *params]
@@ -115,7 +125,7 @@ def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewe
     """Everything an agent needs to take over: the conversation, its transcript with the AI answers' confidence and
     sources, the sentiment trend, the customer and their history, the decisions taken, a summary (written by
     `writer`, a validated chat model, when there is one), and a suggested resolution (the best articles and a
-    drafted reply). Reading it is audited."""
+    drafted reply); and the staff's internal notes. Reading it is audited."""
     with db.write() as conn:
         row = visible(conn, org_id, conversation_id, viewer)
         audit.record(conn, ctx, ConversationRead(conversation_id))
@@ -129,6 +139,7 @@ def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewe
                                   (conversation_id,))
         ]  # fmt: skip
         profile = customers.profile(conn, org_id, row["customer_id"])
+        staff_notes = notes.list_notes(conn, conversation_id)
     customer = [m for m in messages if m["role"] == "customer"]
     customer_texts = [m["content"] for m in customer]
     written = (summaries or Summaries()).get(conversation_id, customer[-1]["id"] if customer else 0, customer_texts,
@@ -145,6 +156,7 @@ def handoff(db: Database, ctx: Context, org_id: int, conversation_id: int, viewe
     return {
         "conversation": events.conversation_summary(row, agent["name"] if agent else None),
         "messages": messages,
+        "notes": staff_notes,
         "handoff": {
             "summary": written.text,
             "summary_mode": written.mode,

@@ -1,9 +1,9 @@
 """Purge conversations whose last activity is older than the retention period, with their messages (and the
 answers' provenance stored on them, and reviewers' labels on them), the knowledge gaps and escalation decisions
-recorded from them, their webhook deliveries (whose payloads quote messages), and customers left with no
-conversation and no recent contact. The analytics rollups stay: they hold counts and durations, no customer text.
-Each organisation's purge is one transaction with its audit event, so a purge is either whole and recorded, or not
-done."""
+recorded from them, their webhook deliveries (whose payloads quote messages), the staff's internal notes and read
+bookmarks on them, and customers left with no conversation and no recent contact. The analytics rollups stay: they
+hold counts and durations, no customer text. Each organisation's purge is one transaction with its audit event, so
+a purge is either whole and recorded, or not done."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def purge(db: Database, ctx: Context, days: int, now: datetime | None = None, dr
                          " OR created_at < ?)", (org_id, org_id, cutoff, cutoff))  # fmt: skip
             conn.execute(f"DELETE FROM answer_reviews WHERE message_id IN (SELECT id FROM messages"
                          f" WHERE conversation_id IN ({old}))", (org_id, cutoff))  # fmt: skip
+            conn.execute(f"DELETE FROM conversation_notes WHERE conversation_id IN ({old})", (org_id, cutoff))
+            conn.execute(f"DELETE FROM conversation_reads WHERE conversation_id IN ({old})", (org_id, cutoff))
             conn.execute(f"DELETE FROM messages WHERE conversation_id IN ({old})", (org_id, cutoff))
             conn.execute("DELETE FROM conversations WHERE org_id = ? AND updated_at < ?", (org_id, cutoff))
             # A customer with no conversation left and no contact since the cutoff is purged too.

@@ -109,10 +109,18 @@ def _seed_v9(conn: Connection) -> None:
     conn.execute("INSERT INTO analytics_stale (org_id, day, marked_at) VALUES (1, '2026-01-01', ?)", (NOW,))
 
 
+def _seed_v10(conn: Connection) -> None:
+    conn.execute("INSERT INTO conversation_notes (org_id, conversation_id, author_id, body, created_at)"
+                 " VALUES (1, 1, 1, 'Called the customer back', ?)", (NOW,))  # fmt: skip
+    conn.execute("INSERT INTO conversation_reads (user_id, conversation_id, last_read_message_id, read_at)"
+                 " VALUES (1, 1, 1, ?)", (NOW,))  # fmt: skip
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
     1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
     9: _seed_v9,
+    10: _seed_v10,
 }  # fmt: skip
 
 
