@@ -1,4 +1,5 @@
-"""Sign-in, sign-out, the current principal, password change."""
+"""Sign-in, sign-out, the current principal, password change. `start_session` and `sign_out` also serve the web
+console's sign-in and sign-out forms, so both set and clear the same cookie the same way."""
 
 from __future__ import annotations
 
@@ -44,10 +45,13 @@ def _me(request: Request, principal: Principal) -> dict[str, Any]:
     }
 
 
-@router.post("/login", dependencies=[Depends(public)], summary="Sign in with email and password")
-def login(body: LoginRequest, request: Request, response: Response) -> dict[str, Any]:
+def secure_cookies(request: Request) -> bool:
+    return request.url.scheme == "https" or instance(request).settings.force_secure_cookies
+
+
+def start_session(request: Request, response: Response, who: users.Authenticated) -> sessions.NewSession:
+    """A new session for a person who has just authenticated; its cookie is set on the response."""
     inst = instance(request)
-    who = users.authenticate(inst.db, inst.passwords, anonymous_context(request), body.email, body.password, body.org)
     sessions.purge_expired_sessions(inst.db, inst.session_policy)
     session = sessions.create_session(inst.db, inst.session_policy, who.user_id, who.org_id, client_addr(request))
     response.set_cookie(
@@ -56,9 +60,28 @@ def login(body: LoginRequest, request: Request, response: Response) -> dict[str,
         max_age=inst.settings.session_max_hours * 3600,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https" or inst.settings.force_secure_cookies,
+        secure=secure_cookies(request),
         path="/",
     )
+    return session
+
+
+def sign_out(request: Request, response: Response, principal: Principal, everywhere: bool) -> int:
+    """End this session (or every session of the person) and clear the cookie; returns the sessions ended."""
+    if principal.kind != "user":
+        return 0
+    ended = sessions.end_session(
+        instance(request).db, principal.context(client_addr(request)), principal, everywhere=everywhere
+    )
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return ended
+
+
+@router.post("/login", dependencies=[Depends(public)], summary="Sign in with email and password")
+def login(body: LoginRequest, request: Request, response: Response) -> dict[str, Any]:
+    inst = instance(request)
+    who = users.authenticate(inst.db, inst.passwords, anonymous_context(request), body.email, body.password, body.org)
+    session = start_session(request, response, who)
     principal = sessions.resolve_session(inst.db, inst.session_policy, session.token)
     return {**_me(request, principal), "expires_at": session.expires_at}
 
@@ -67,13 +90,7 @@ def login(body: LoginRequest, request: Request, response: Response) -> dict[str,
 def logout(
     body: LogoutRequest, request: Request, response: Response, principal: Principal = Depends(signed_in)
 ) -> dict[str, int]:
-    if principal.kind != "user":
-        return {"sessions_ended": 0}
-    ended = sessions.end_session(
-        instance(request).db, principal.context(client_addr(request)), principal, everywhere=body.everywhere
-    )
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return {"sessions_ended": ended}
+    return {"sessions_ended": sign_out(request, response, principal, body.everywhere)}
 
 
 @router.get("/me", summary="Who is signed in, with role, permissions and CSRF token")

@@ -1,5 +1,8 @@
 """Conversations for the people who handle them: the list, the handoff package, escalate, take over, reply,
-hand back, assign, resolve; and the customers' history. Every change is pushed over the hub once committed."""
+hand back, assign, resolve; and the customers' history. Every change is pushed over the hub once committed.
+
+The actions (`take_over`, `hand_back`, `reply_as`, `assign_to`, `resolve_for`, `handoff_package`) are plain
+functions that the web console's pages call too, so both entry points check, change and publish the same way."""
 
 from __future__ import annotations
 
@@ -39,9 +42,68 @@ def person(principal: Principal) -> int:
     return principal.id
 
 
-def _check_visible(request: Request, principal: Principal, conversation_id: int) -> None:
+def check_visible(request: Request, principal: Principal, conversation_id: int) -> Any:
+    """The conversation's row; NotFound when this person may not see it."""
     with instance(request).db.read() as conn:
-        views.visible(conn, principal.org_id, conversation_id, viewer(principal))
+        return views.visible(conn, principal.org_id, conversation_id, viewer(principal))
+
+
+def handoff_package(request: Request, principal: Principal, conversation_id: int) -> dict[str, Any]:
+    inst = instance(request)
+    return views.handoff(inst.db, principal.context(client_addr(request)), principal.org_id, conversation_id,
+                         viewer(principal), lambda: inst.answers, canned.list_replies(inst.db, principal.org_id),
+                         inst.summaries, inst.summary_writer())  # fmt: skip
+
+
+def take_over(request: Request, principal: Principal, conversation_id: int) -> None:
+    try:
+        check_visible(request, principal, conversation_id)
+    except NotFound:
+        with instance(request).db.read() as conn:  # lost a race for it: say so, rather than "not found"
+            row = conn.execute("SELECT handled_by FROM conversations WHERE id = ? AND org_id = ?",
+                               (conversation_id, principal.org_id)).fetchone()  # fmt: skip
+        if row is not None and row["handled_by"] == "agent":
+            raise Conflict(f"conversation {conversation_id} is already taken by another agent") from None
+        raise
+    events = instance(request).flow.takeover(principal.context(client_addr(request)), principal.org_id,
+                                             conversation_id, person(principal))  # fmt: skip
+    publish(request, events)
+
+
+def hand_back(request: Request, principal: Principal, conversation_id: int) -> None:
+    check_visible(request, principal, conversation_id)
+    events = instance(request).flow.release(principal.context(client_addr(request)), principal.org_id,
+                                            conversation_id, person(principal),
+                                            P.VIEW_ALL_CONVERSATIONS in principal.permissions)  # fmt: skip
+    publish(request, events)
+
+
+def reply_as(request: Request, principal: Principal, conversation_id: int, text: str,
+             client_id: str | None) -> tuple[int, bool]:  # fmt: skip
+    """The person's reply to the customer: (message id, whether it was a resend of a stored one)."""
+    check_visible(request, principal, conversation_id)
+    message_id, duplicate, events = instance(request).flow.agent_reply(
+        principal.context(client_addr(request)), principal.org_id, conversation_id, person(principal), text,
+        client_id,
+    )  # fmt: skip
+    publish(request, events)
+    return message_id, duplicate
+
+
+def assign_to(request: Request, principal: Principal, conversation_id: int, agent_id: int | None) -> None:
+    events = instance(request).flow.assign(principal.context(client_addr(request)), principal.org_id,
+                                           conversation_id, agent_id)  # fmt: skip
+    publish(request, events)
+
+
+def resolve_for(request: Request, caller: Caller, conversation_id: int, close: bool) -> None:
+    if caller.principal is not None:
+        check_visible(request, caller.principal, conversation_id)
+    events = instance(request).flow.resolve(
+        caller.context(client_addr(request)), caller.org_id, conversation_id,
+        caller.visitor.visitor_id if caller.visitor else None, close=close,
+    )  # fmt: skip
+    publish(request, events)
 
 
 @router.get("/api/conversations", summary="Conversations this person may see, newest first (page with before=<last id>)")
@@ -59,10 +121,7 @@ def list_conversations(
 @router.get("/api/conversations/{conversation_id}", summary="A conversation with its handoff package")
 def get_conversation(conversation_id: int, request: Request,
                      principal: Principal = requires_any(*VIEW)) -> dict[str, Any]:  # fmt: skip
-    inst = instance(request)
-    return views.handoff(inst.db, principal.context(client_addr(request)), principal.org_id, conversation_id,
-                         viewer(principal), lambda: inst.answers, canned.list_replies(inst.db, principal.org_id),
-                         inst.summaries, inst.summary_writer())  # fmt: skip
+    return handoff_package(request, principal, conversation_id)
 
 
 class EscalateBody(BaseModel):
@@ -74,15 +133,15 @@ class EscalateBody(BaseModel):
 @router.post("/api/conversations/{conversation_id}/escalate", summary="Hand a conversation to a person")
 def escalate(conversation_id: int, body: EscalateBody, request: Request,
              principal: Principal = requires_any(P.RESPOND_TO_CUSTOMERS, P.ASSIGN_CONVERSATIONS)) -> dict[str, Any]:  # fmt: skip
-    _check_visible(request, principal, conversation_id)
+    check_visible(request, principal, conversation_id)
     inst = instance(request)
     events = inst.flow.escalate(principal.context(client_addr(request)), principal.org_id, conversation_id,
                                 body.reason, trigger="staff", team_id=body.team_id)  # fmt: skip
     publish(request, events)
-    return _state(request, principal.org_id, conversation_id)
+    return conversation_state(request, principal.org_id, conversation_id)
 
 
-def _state(request: Request, org_id: int, conversation_id: int) -> dict[str, Any]:
+def conversation_state(request: Request, org_id: int, conversation_id: int) -> dict[str, Any]:
     with instance(request).db.read() as conn:
         row = conn.execute("SELECT * FROM conversations WHERE id = ? AND org_id = ?", (conversation_id, org_id)).fetchone()
     return events.conversation_summary(row)
@@ -91,30 +150,15 @@ def _state(request: Request, org_id: int, conversation_id: int) -> dict[str, Any
 @router.post("/api/conversations/{conversation_id}/takeover", summary="Take the conversation over from the assistant")
 def takeover(conversation_id: int, request: Request,
              principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
-    try:
-        _check_visible(request, principal, conversation_id)
-    except NotFound:
-        with instance(request).db.read() as conn:  # lost a race for it: say so, rather than "not found"
-            row = conn.execute("SELECT handled_by FROM conversations WHERE id = ? AND org_id = ?",
-                               (conversation_id, principal.org_id)).fetchone()  # fmt: skip
-        if row is not None and row["handled_by"] == "agent":
-            raise Conflict(f"conversation {conversation_id} is already taken by another agent") from None
-        raise
-    events = instance(request).flow.takeover(principal.context(client_addr(request)), principal.org_id,
-                                             conversation_id, person(principal))  # fmt: skip
-    publish(request, events)
-    return _state(request, principal.org_id, conversation_id)
+    take_over(request, principal, conversation_id)
+    return conversation_state(request, principal.org_id, conversation_id)
 
 
 @router.post("/api/conversations/{conversation_id}/release", summary="Hand the conversation back to the assistant")
 def release(conversation_id: int, request: Request,
             principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
-    _check_visible(request, principal, conversation_id)
-    events = instance(request).flow.release(principal.context(client_addr(request)), principal.org_id,
-                                            conversation_id, person(principal),
-                                            P.VIEW_ALL_CONVERSATIONS in principal.permissions)  # fmt: skip
-    publish(request, events)
-    return _state(request, principal.org_id, conversation_id)
+    hand_back(request, principal, conversation_id)
+    return conversation_state(request, principal.org_id, conversation_id)
 
 
 class ReplyBody(BaseModel):
@@ -126,12 +170,7 @@ class ReplyBody(BaseModel):
 @router.post("/api/conversations/{conversation_id}/messages", status_code=201, summary="Reply to the customer")
 def reply(conversation_id: int, body: ReplyBody, request: Request, response: Response,
           principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
-    _check_visible(request, principal, conversation_id)
-    message_id, duplicate, events = instance(request).flow.agent_reply(
-        principal.context(client_addr(request)), principal.org_id, conversation_id, person(principal), body.text,
-        body.client_id,
-    )  # fmt: skip
-    publish(request, events)
+    message_id, duplicate = reply_as(request, principal, conversation_id, body.text, body.client_id)
     if duplicate:
         response.status_code = 200
     return {"message_id": message_id, "duplicate": duplicate}
@@ -145,10 +184,8 @@ class AssignBody(BaseModel):
 @router.post("/api/conversations/{conversation_id}/assign", summary="Assign a conversation to an agent")
 def assign(conversation_id: int, body: AssignBody, request: Request,
            principal: Principal = requires(P.ASSIGN_CONVERSATIONS)) -> dict[str, Any]:  # fmt: skip
-    events = instance(request).flow.assign(principal.context(client_addr(request)), principal.org_id,
-                                           conversation_id, body.agent_id)  # fmt: skip
-    publish(request, events)
-    return _state(request, principal.org_id, conversation_id)
+    assign_to(request, principal, conversation_id, body.agent_id)
+    return conversation_state(request, principal.org_id, conversation_id)
 
 
 class PriorityBody(BaseModel):
@@ -161,7 +198,7 @@ def set_priority(conversation_id: int, body: PriorityBody, request: Request,
                  principal: Principal = requires(P.ASSIGN_CONVERSATIONS)) -> dict[str, Any]:  # fmt: skip
     instance(request).flow.set_priority(principal.context(client_addr(request)), principal.org_id, conversation_id,
                                         body.priority)  # fmt: skip
-    return _state(request, principal.org_id, conversation_id)
+    return conversation_state(request, principal.org_id, conversation_id)
 
 
 class ResolveBody(BaseModel):
@@ -172,14 +209,8 @@ class ResolveBody(BaseModel):
 @router.post("/api/conversations/{conversation_id}/resolve", summary="Mark a conversation resolved")
 def resolve(conversation_id: int, request: Request, body: ResolveBody | None = None,
             caller: Caller = visitor_or(P.MARK_RESOLVED)) -> dict[str, Any]:  # fmt: skip
-    if caller.principal is not None:
-        _check_visible(request, caller.principal, conversation_id)
-    events = instance(request).flow.resolve(
-        caller.context(client_addr(request)), caller.org_id, conversation_id,
-        caller.visitor.visitor_id if caller.visitor else None, close=bool(body and body.close),
-    )  # fmt: skip
-    publish(request, events)
-    return _state(request, caller.org_id, conversation_id)
+    resolve_for(request, caller, conversation_id, close=bool(body and body.close))
+    return conversation_state(request, caller.org_id, conversation_id)
 
 
 class CsatBody(BaseModel):

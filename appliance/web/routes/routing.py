@@ -70,13 +70,20 @@ class AvailabilityBody(BaseModel):
 @router.put("/api/agents/me", summary="Set my availability (coming online brings queued conversations and alerts)")
 def set_my_availability(body: AvailabilityBody, request: Request,
                         principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
-    if body.capacity is not None and P.MANAGE_AGENTS not in principal.permissions:
-        body = AvailabilityBody(availability=body.availability)  # capacity is the manager's to set
+    return asdict(set_availability(request, principal, body.availability, body.capacity))
+
+
+def set_availability(request: Request, principal: Principal, availability: str | None,
+                     capacity: int | None) -> routing.Agent:  # fmt: skip
+    """The person's own availability (the API and the console both set it here); coming online brings queued
+    conversations and alerts over the hub."""
+    if capacity is not None and P.MANAGE_AGENTS not in principal.permissions:
+        capacity = None  # capacity is the manager's to set
     agent, events = instance(request).flow.set_availability(principal.context(client_addr(request)),
-                                                            principal.org_id, person(principal), body.availability,
-                                                            body.capacity)  # fmt: skip
+                                                            principal.org_id, person(principal), availability,
+                                                            capacity)  # fmt: skip
     publish(request, events)
-    return asdict(agent)
+    return agent
 
 
 @router.put("/api/agents/{user_id}", summary="Set an agent's capacity or availability")
