@@ -18,6 +18,10 @@ python3.11 -m venv .venv
 # The chat widget: TypeScript built with esbuild from the npm packages pinned in widget/package-lock.json.
 npm --prefix widget ci --no-audit --no-fund --loglevel=error
 npm --prefix widget run build --silent
+# The web console's assets: its script and stylesheet, with htmx and Chart.js copied from the versions pinned in
+# console/package-lock.json (served by the appliance itself: nothing loads from a CDN).
+npm --prefix console ci --no-audit --no-fund --loglevel=error
+npm --prefix console run build --silent
 if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
     # The browser tests drive Debian's Chromium through Playwright (never a browser download).
     if [ "$(id -u)" = "0" ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
