@@ -22,6 +22,7 @@ from appliance.tasks import Tasks
 from appliance.web.hub import Hub
 from appliance.web.middleware import BodySizeLimit, RequestLog, VisitorCors
 from appliance.web.ratelimit import RateLimiter
+from appliance.console import routes as console_routes
 from appliance.widget import routes as widget_routes
 from appliance.web.routes import analytics, answers, apikeys, audit, auth, conversations, escalation, health, knowledge, retrieval, routing, settings, team, webhooks, widget
 
@@ -93,6 +94,8 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
     ]
     _install_error_handlers(app)
     app.include_router(widget_routes.router)
+    for console_router in console_routes.ROUTERS:
+        app.include_router(console_router)
     for module in (health, auth, team, apikeys, settings, audit, answers, knowledge, retrieval, webhooks, conversations, routing, widget, escalation, analytics):  # answers first: /api/knowledge/gaps
         app.include_router(module.router)
     # The middleware added last runs first: the log line must also see the 413s the size limit sends.
