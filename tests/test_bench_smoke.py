@@ -98,3 +98,17 @@ def test_chat_load_bench_relays_every_message_once() -> None:
     assert checked["conversations_expected"] == checked["conversations_listed"] == 4  # with the warm-up's
     assert checked["customer_messages_stored"] == checked["replies_stored"] == 6
     assert report["zero_lost_or_duplicated"] and report["ratio"]["relay_p50"] > 0
+
+
+def test_gap_cluster_bench_scores_the_clustering_on_labelled_questions(onnx_dir: Path) -> None:
+    data = ROOT.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
+    out = subprocess.run(
+        [sys.executable, "bench/gap_clusters.py", "--embedder", str(onnx_dir), "--data", str(data), "--limit", "40",
+         "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert report["questions"] == 40
+    loose, tight = report["rows"][0], report["rows"][-1]  # the lowest and the highest threshold
+    assert loose["clusters"] <= tight["clusters"] <= 40
+    assert loose["recall"] >= tight["recall"] and all(0 <= r["precision"] <= 1 for r in report["rows"])
