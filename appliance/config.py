@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         default=19 * 1024, ge=19 * 1024, description="argon2id memory per password hash in KiB (>= 19456)."
     )
     argon2_parallelism: int = Field(default=1, ge=1, le=16, description="argon2id lanes for password hashes.")
+    mfa_required_roles: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Roles that must turn on two-step verification (comma-separated in the environment): signed in "
+        "without it, such a person may only set it up or sign out.",
+    )
     metrics_allowed_networks: Annotated[list[str], NoDecode] = Field(
         default=["127.0.0.0/8", "::1/128"],
         description="Client networks allowed to read /metrics (comma-separated CIDRs in the environment).",
@@ -232,6 +237,13 @@ class Settings(BaseSettings):
         default=8, ge=1, le=30,
         description="Delivery attempts per webhook event (with growing delays) before it is marked failed.",
     )  # fmt: skip
+
+    @field_validator("mfa_required_roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value  # the names are checked against the roles when the installation opens
 
     @field_validator("metrics_allowed_networks", mode="before")
     @classmethod

@@ -80,6 +80,24 @@ class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
 
 
+class MfaRequired(NotAuthenticated):
+    """The password was right; the code from the person's authenticator app is needed too."""
+
+    code = "mfa_required"
+
+
+class WrongMfaCode(InvalidCredentials):
+    """A two-step code (or recovery code) that does not match; only ever checked after a right password."""
+
+    code = "mfa_wrong_code"
+
+
+class MfaLocked(WrongMfaCode):
+    """Too many wrong two-step codes in a row: none is accepted for a while."""
+
+    code = "mfa_locked"
+
+
 class SessionExpired(NotAuthenticated):
     code = "session_expired"
 

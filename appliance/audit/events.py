@@ -62,6 +62,20 @@ class LoggedOut(AuditEvent):
 
 
 @dataclass(frozen=True)
+class MfaChanged(AuditEvent):
+    """Two-step verification for a person: enrolment started, enabled, a recovery code used, or removed (by
+    themselves or an administrator)."""
+
+    name: ClassVar[str] = "auth.mfa.changed"
+    user_id: int
+    change: str  # enrolling | enabled | recovery_code_used | disabled | reset
+
+    @property
+    def target(self) -> str:
+        return f"user:{self.user_id}"
+
+
+@dataclass(frozen=True)
 class AccessDenied(AuditEvent):
     name: ClassVar[str] = "auth.permission.denied"
     permission: str

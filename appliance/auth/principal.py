@@ -19,6 +19,7 @@ class Principal:
     email: str | None = None
     session_id: str | None = None
     csrf_token: str | None = None
+    mfa_missing: bool = False  # the role needs two-step verification and this person has not set it up
 
     @property
     def actor(self) -> str:

@@ -23,6 +23,7 @@ TOUCH_INTERVAL = timedelta(seconds=30)
 class SessionPolicy:
     idle: timedelta
     max_age: timedelta
+    mfa_roles: frozenset[str] = frozenset()  # roles that must have two-step verification on to do anything
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def resolve_session(db: Database, policy: SessionPolicy, token: str) -> Principa
     session_id = _digest(token)
     with db.read() as conn:
         row = conn.execute(
-            "SELECT s.*, u.email, u.disabled, m.role FROM sessions s "
+            "SELECT s.*, u.email, u.disabled, m.role, f.enabled_at AS mfa_on FROM sessions s "
             "JOIN users u ON u.id = s.user_id "
+            "LEFT JOIN user_mfa f ON f.user_id = s.user_id "
             "LEFT JOIN memberships m ON m.user_id = s.user_id AND m.org_id = s.org_id "
             "WHERE s.id = ?",
             (session_id,),
@@ -78,9 +80,12 @@ def resolve_session(db: Database, policy: SessionPolicy, token: str) -> Principa
         with db.write() as conn:
             conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (_iso(now), session_id))
     role = Role(row["role"])
+    # A role that must use two-step verification, signed in without it: no permission at all until it is set up.
+    mfa_missing = role.value in policy.mfa_roles and row["mfa_on"] is None
     return Principal(
-        kind="user", id=row["user_id"], org_id=row["org_id"], permissions=ROLE_PERMISSIONS[role], role=role.value,
-        email=row["email"], session_id=session_id, csrf_token=row["csrf_token"],
+        kind="user", id=row["user_id"], org_id=row["org_id"],
+        permissions=frozenset() if mfa_missing else ROLE_PERMISSIONS[role], role=role.value,
+        email=row["email"], session_id=session_id, csrf_token=row["csrf_token"], mfa_missing=mfa_missing,
     )  # fmt: skip
 
 

@@ -18,9 +18,10 @@ from appliance.audit.events import (
     UserCreated,
     UserDisabled,
 )
+from appliance.auth import mfa
 from appliance.auth.passwords import Passwords
 from appliance.auth.roles import Role, parse_role
-from appliance.errors import Conflict, InvalidCredentials, InvalidValue, NotFound
+from appliance.errors import Conflict, InvalidCredentials, InvalidValue, MfaRequired, NotFound, WrongMfaCode
 from appliance.store import Connection, Database, now_iso
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -35,6 +36,7 @@ class Member:
     disabled: bool
     created_at: str
     last_login_at: str | None
+    mfa: bool = False  # two-step verification is on
 
 
 def normalise_email(email: str) -> str:
@@ -47,13 +49,13 @@ def normalise_email(email: str) -> str:
 def _member(row: Any) -> Member:
     return Member(
         row["id"], row["email"], row["name"], Role(row["role"]), bool(row["disabled"]), row["created_at"],
-        row["last_login_at"],
+        row["last_login_at"], row["mfa_on"] is not None,
     )  # fmt: skip
 
 
 _MEMBER_SELECT = (
-    "SELECT u.id, u.email, u.name, u.disabled, u.created_at, u.last_login_at, m.role "
-    "FROM users u JOIN memberships m ON m.user_id = u.id"
+    "SELECT u.id, u.email, u.name, u.disabled, u.created_at, u.last_login_at, m.role, f.enabled_at AS mfa_on "
+    "FROM users u JOIN memberships m ON m.user_id = u.id LEFT JOIN user_mfa f ON f.user_id = u.id"
 )
 
 
@@ -207,10 +209,12 @@ class Authenticated:
 
 
 def authenticate(
-    db: Database, passwords: Passwords, ctx: Context, email: str, password: str, org_slug: str | None = None
-) -> Authenticated:
-    """Check email and password and pick the organisation. Every outcome is audited; the error never says
-    whether the email exists."""
+    db: Database, passwords: Passwords, ctx: Context, email: str, password: str, org_slug: str | None = None,
+    code: str | None = None,
+) -> Authenticated:  # fmt: skip
+    """Check email and password (and, for a person with two-step verification on, the code from their app) and pick
+    the organisation. Every outcome is audited; the error never says whether the email exists. MfaRequired (after a
+    right password only) asks for the code."""
     email = email.strip().lower()
     with db.read() as conn:
         user = conn.execute("SELECT id, password_hash, disabled FROM users WHERE email = ?", (email,)).fetchone()
@@ -245,6 +249,17 @@ def authenticate(
             raise refuse("organisation not chosen")
         raise refuse("not a member of the organisation", home)
     membership = chosen[0]
+    if mfa.is_enabled(db, user["id"]):
+        if not code or not code.strip():
+            audit.record_alone(db, Context(ctx.actor, membership["id"], ctx.client_addr),
+                               LoginFailed(email, "second step needed"), "failure")  # fmt: skip
+            raise MfaRequired("enter the code from your authenticator app")
+        try:
+            mfa.check(db, Context(f"user:{user['id']}", membership["id"], ctx.client_addr), user["id"], code)
+        except WrongMfaCode:
+            audit.record_alone(db, Context(ctx.actor, membership["id"], ctx.client_addr),
+                               LoginFailed(email, "wrong second-step code"), "failure")  # fmt: skip
+            raise
     with db.write() as conn:
         if passwords.needs_rehash(user["password_hash"]):
             conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (passwords.hash(password), user["id"]))

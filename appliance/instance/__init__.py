@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance import audit
 from appliance.audit.events import Context, Initialised, SchemaMigrated
 from appliance.auth.passwords import Passwords
+from appliance.auth.roles import parse_role
 from appliance.auth.sessions import SessionPolicy
 from appliance.config import Settings
 from appliance.crypto import keys as keystore
@@ -94,6 +95,7 @@ class Instance:
         self.session_policy = SessionPolicy(
             idle=timedelta(minutes=self.settings.session_idle_minutes),
             max_age=timedelta(hours=self.settings.session_max_hours),
+            mfa_roles=frozenset(parse_role(r).value for r in self.settings.mfa_required_roles),
         )
 
     def signing_key(self) -> Ed25519PrivateKey:

@@ -105,6 +105,9 @@ def _deny(request: Request, principal: Principal, needed: str) -> PermissionDeni
         AccessDenied(needed, f"{request.method} {getattr(route, 'path', request.url.path)}"),
         "denied",
     )
+    if principal.mfa_missing:
+        return PermissionDenied("set up two-step verification first (POST /api/auth/mfa/setup, or the console's "
+                                "Account page): your role requires it")  # fmt: skip
     return PermissionDenied(f"this needs the {needed} permission")
 
 

@@ -141,6 +141,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("DELETE", "/api/messages/{message_id}/review"): P.REVIEW_AI_RESPONSES,
     ("GET", "/api/reviews"): P.REVIEW_AI_RESPONSES,
     ("GET", "/api/reviews/export"): P.REVIEW_AI_RESPONSES,
+    # two-step verification
+    ("POST", "/api/auth/mfa/setup"): SIGNED_IN,
+    ("POST", "/api/auth/mfa/enable"): SIGNED_IN,
+    ("POST", "/api/auth/mfa/disable"): SIGNED_IN,
+    ("DELETE", "/api/users/{user_id}/mfa"): P.MANAGE_TEAM,
+    ("GET", "/console/account"): SIGNED_IN,
+    ("POST", "/console/account/mfa/setup"): SIGNED_IN,
+    ("POST", "/console/account/mfa/enable"): SIGNED_IN,
+    ("POST", "/console/account/mfa/disable"): SIGNED_IN,
     # the web console (HTML pages and form posts)
     ("GET", "/console/login"): PUBLIC,
     ("POST", "/console/login"): PUBLIC,

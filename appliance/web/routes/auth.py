@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from appliance.auth import sessions, users
+from appliance.auth import mfa, sessions, users
 from appliance.auth.orgs import get_org
 from appliance.auth.principal import Principal
 from appliance.errors import InvalidCredentials
@@ -21,6 +21,7 @@ class LoginRequest(BaseModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
     org: str | None = Field(default=None, max_length=48, description="Organisation slug (needed with several)")
+    code: str | None = Field(default=None, max_length=40, description="Two-step code (or a recovery code)")
 
 
 class LogoutRequest(BaseModel):
@@ -42,6 +43,8 @@ def _me(request: Request, principal: Principal) -> dict[str, Any]:
         "permissions": sorted(p.value for p in principal.permissions),
         "org": {"id": org.id, "slug": org.slug, "name": org.name},
         "csrf_token": principal.csrf_token,
+        "mfa": {"enabled": principal.kind == "user" and mfa.is_enabled(instance(request).db, principal.id),
+                "required_setup": principal.mfa_missing},
     }
 
 
@@ -80,7 +83,8 @@ def sign_out(request: Request, response: Response, principal: Principal, everywh
 @router.post("/login", dependencies=[Depends(public)], summary="Sign in with email and password")
 def login(body: LoginRequest, request: Request, response: Response) -> dict[str, Any]:
     inst = instance(request)
-    who = users.authenticate(inst.db, inst.passwords, anonymous_context(request), body.email, body.password, body.org)
+    who = users.authenticate(inst.db, inst.passwords, anonymous_context(request), body.email, body.password, body.org,
+                             body.code)  # fmt: skip
     session = start_session(request, response, who)
     principal = sessions.resolve_session(inst.db, inst.session_policy, session.token)
     return {**_me(request, principal), "expires_at": session.expires_at}
@@ -111,3 +115,40 @@ def change_password(
         keep_session=principal.session_id,
     )  # fmt: skip
     return {"status": "changed"}
+
+
+class MfaCode(BaseModel):
+    code: str = Field(max_length=40)
+
+
+class MfaOff(BaseModel):
+    password: str = Field(max_length=1024)
+    code: str = Field(max_length=40)
+
+
+def _person(principal: Principal) -> int:
+    if principal.kind != "user" or principal.email is None:
+        raise InvalidCredentials("API keys have no two-step verification")
+    return principal.id
+
+
+@router.post("/mfa/setup", summary="Start two-step verification: a new secret, its otpauth address and QR code")
+def mfa_setup(request: Request, principal: Principal = Depends(signed_in)) -> dict[str, str]:
+    enrolment = mfa.begin(instance(request).db, principal.context(client_addr(request)), _person(principal),
+                          str(principal.email))  # fmt: skip
+    return {"secret": enrolment.secret, "otpauth_uri": enrolment.uri, "qr_svg": enrolment.qr_svg}
+
+
+@router.post("/mfa/enable", summary="Turn two-step verification on with a first code; returns recovery codes once")
+def mfa_enable(body: MfaCode, request: Request, principal: Principal = Depends(signed_in)) -> dict[str, Any]:
+    codes = mfa.enable(instance(request).db, principal.context(client_addr(request)), _person(principal), body.code)
+    return {"enabled": True, "recovery_codes": codes}
+
+
+@router.post("/mfa/disable", summary="Turn two-step verification off (password and a current code)")
+def mfa_disable(body: MfaOff, request: Request, principal: Principal = Depends(signed_in)) -> dict[str, bool]:
+    inst, person = instance(request), _person(principal)
+    users.check_password(inst.db, inst.passwords, person, body.password)
+    ctx = principal.context(client_addr(request))
+    mfa.check(inst.db, ctx, person, body.code)
+    return {"enabled": not mfa.disable(inst.db, ctx, person)}

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from appliance.auth import users
+from appliance.auth import mfa, users
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.web.deps import client_addr, instance, requires
@@ -58,3 +58,11 @@ def set_role(user_id: int, body: RoleUpdate, request: Request, principal: Princi
 def disable(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     return asdict(users.disable_user(instance(request).db, ctx, principal.org_id, user_id))
+
+
+@router.delete("/{user_id}/mfa", summary="Reset a user's two-step verification (a lost device); they enrol again")
+def reset_mfa(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
+    inst = instance(request)
+    users.get_member(inst.db, principal.org_id, user_id)  # NotFound outside the organisation
+    removed = mfa.disable(inst.db, principal.context(client_addr(request)), user_id, reset=True)
+    return {"reset": removed}
