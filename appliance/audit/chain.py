@@ -160,11 +160,12 @@ def search(
     action: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    actor: str | None = None,
 ) -> list[dict[str, Any]]:
     """Events of one chain (one organisation), newest first."""
     clauses: list[str] = ["chain = ?"]
     params: list[Any] = [chain]
-    for clause, value in (("ts >= ?", since), ("ts < ?", until), ("action = ?", action)):
+    for clause, value in (("ts >= ?", since), ("ts < ?", until), ("action = ?", action), ("actor = ?", actor)):
         if value is not None:
             clauses.append(clause)
             params.append(value)

@@ -48,11 +48,11 @@ class Section:
 SECTIONS = (
     Section("Inbox", VIEW_CONVERSATIONS, "/console/inbox"),
     Section("Knowledge", (P.EDIT_ARTICLES, P.MANAGE_KNOWLEDGE_BASE)),
-    Section("Rules", (P.CONFIGURE_ESCALATIONS,)),
-    Section("Team", (P.MANAGE_TEAM, P.MANAGE_AGENTS)),
-    Section("Settings", (P.MANAGE_SETTINGS,)),
+    Section("Rules", (P.CONFIGURE_ESCALATIONS,), "/console/rules"),
+    Section("Team", (P.MANAGE_TEAM, P.MANAGE_AGENTS), "/console/team"),
+    Section("Settings", (P.MANAGE_SETTINGS,), "/console/settings"),
     Section("Analytics", (P.VIEW_ANALYTICS,)),
-    Section("Audit", (P.VIEW_AUDIT,)),
+    Section("Audit", (P.VIEW_AUDIT,), "/console/audit"),
 )
 
 

@@ -1,5 +1,6 @@
 """The console's routes, under /console: sign-in and sign-out, the home page, the built assets; with the pages of
-inbox.py and conversation.py, they make up ROUTERS, which the app includes.
+inbox.py, conversation.py, rules.py, team.py, settings.py and audit.py, they make up ROUTERS, which the app
+includes.
 
 Sign-in uses the auth domain's own functions and sets the same session cookie as `POST /api/auth/login` (same
 rate limit per client address, same audit, same message whatever was wrong). Its form carries a token that must
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from appliance.auth import sessions, users
 from appliance.auth.orgs import get_org
 from appliance.auth.principal import Principal
-from appliance.console import account, conversation, inbox
+from appliance.console import account, audit, conversation, inbox, rules, settings, team
 from appliance.console.render import (
     HOME_PATH, LOGIN_PATH, ConsoleRoute, assets, may_view_conversations, page, safe_next, see_other,
 )  # fmt: skip
@@ -121,4 +122,5 @@ def static_asset(content_hash: str, name: str) -> Response:
 
 # Each router carries its full prefix (an included router's routes keep the paths they were declared with, which
 # the access log, the metrics and the denial audit report).
-ROUTERS = (router, inbox.router, conversation.router, account.router)
+ROUTERS = (router, inbox.router, conversation.router, account.router, rules.router, team.router, settings.router,
+           audit.router)
