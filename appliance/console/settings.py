@@ -85,7 +85,7 @@ def _page(request: Request, principal: Principal, *, status: int = 200, error: s
     held = principal.permissions
     return page(request, "settings.html", principal, status=status, page_name="settings",
                 org=orgs.get_org(instance(request).db, principal.org_id), error=error, key_error=key_error,
-                new_secret=new_secret, keys=_keys(request, principal),
+                new_secret=new_secret, keys=_keys(request, principal), defaults=THEME_DEFAULTS,
                 models=_models(request) if P.CONFIGURE_AI in held else None,
                 webhooks=_webhooks(request, principal) if P.MANAGE_INTEGRATIONS in held else None)  # fmt: skip
 

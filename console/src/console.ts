@@ -4,6 +4,7 @@ import { alertConversation, banner, offerNotifications } from "./alerts";
 import { ConversationView } from "./conversation";
 import { Inbox } from "./inbox";
 import { ConsoleSocket } from "./socket";
+import { startThemePreviews } from "./theme";
 import type { Frame } from "./types";
 
 interface Page {
@@ -28,6 +29,7 @@ function alerts(frame: Frame): void {
 
 function start(): void {
   const body = document.body;
+  if (body.dataset.page === "settings") startThemePreviews();
   if (body.dataset.live !== "true") return;
   offerNotifications();
   let page: Page | null = null;

@@ -149,7 +149,7 @@ def test_the_widget_theme_and_its_embed_snippet(inst: Instance, seed: Seed) -> N
                data={"csrf_token": token, "primary_color": "#7a1f5c", "text_color": "#ffffff",
                      "position": "bottom-left", "title": "Ward help"})  # fmt: skip
     page = admin.get("/console/settings").text
-    assert 'value="#7a1f5c"' in page and 'data-preview-text="title">Ward help' in page
+    assert 'value="#7a1f5c"' in page and 'data-preview-text="title" data-fallback="Support">Ward help' in page
     snippet = re.search(r'<pre class="snippet"><code>([^<]+)</code>', page)
     assert snippet is not None and "integrity=&#34;sha384-" in snippet.group(1)
     refused = admin.post(f"/console/settings/widget-keys/{key_id}/theme",
