@@ -2,7 +2,8 @@
 without its permission; an admin creates a person and changes the confidence threshold (the database and the audit
 trail show both); a rule with a bad regular expression is refused with the domain's message and nothing changes;
 rules are created, tried on a sample, moved and switched off; the widget's theme and embed snippet; API keys shown
-once; the audit trail searched, verified and exported as a signed zip that verifies offline."""
+once; teams with business hours and agents' capacity; the models' status and a failed webhook delivery sent again;
+the audit trail searched, verified and exported as a signed zip that verifies offline."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import io
 import json
 import re
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,15 +19,20 @@ import pytest
 from appliance.audit.export import verify_export
 from appliance.auth import orgs, users
 from appliance.auth.roles import ROLE_PERMISSIONS, Permission, Role
+from appliance.conversations import routing
 from appliance.escalation import rules
-from appliance.instance import Instance
+from appliance.inference import registry
+from appliance.instance import Instance, cli_context
+from appliance.webhooks import delivery, manage, outbox
 from tests.conftest import PASSWORD, ROLES, Seed, login, make_client
 from tests.console.test_console_pages import console, secured
+from tests.webhooks.receiver import receiving
 
 P = Permission
 PAGES = {"/console/rules": {P.CONFIGURE_ESCALATIONS}, "/console/team": {P.MANAGE_TEAM, P.MANAGE_AGENTS},
          "/console/settings": {P.MANAGE_SETTINGS}, "/console/audit": {P.VIEW_AUDIT},
          "/console/audit/verify": {P.VIEW_AUDIT}}  # fmt: skip
+T0 = datetime(2030, 3, 1, 8, 0, 0, tzinfo=UTC)
 
 
 def actions(inst: Instance, action: str) -> list[dict[str, object]]:
@@ -195,3 +202,56 @@ def test_the_audit_trail_is_searched_verified_and_exported_signed(inst: Instance
 
     bad = officer.post("/console/audit/export", data={"csrf_token": token, "since": "yesterday"})
     assert bad.status_code == 400 and "Not exported" in bad.text
+
+
+def test_a_manager_makes_a_team_with_business_hours_and_sets_capacity(inst: Instance, seed: Seed) -> None:
+    manager, token = console(inst, "support_manager")
+    page = manager.get("/console/team")
+    assert page.status_code == 200 and 'id="users"' not in page.text and 'id="apikeys"' not in page.text
+    agent = users.find_member_by_email(inst.db, seed.north, Seed.email("agent"))
+    form = {"csrf_token": token, "name": "Billing", "members": [str(agent.id)], "timezone": "Europe/Paris",
+            "hours_mon": "09:00-12:00, 13:00-17:00", "hours_fri": "09:00-15:00", "out_of_hours_message": "Back at 9"}
+    assert manager.post("/console/team/teams", data=form, follow_redirects=False).status_code == 303
+    [team] = routing.list_teams(inst.db, seed.north)
+    assert (team.name, team.members) == ("Billing", [agent.id])
+    days = {"mon": [["09:00", "12:00"], ["13:00", "17:00"]], "fri": [["09:00", "15:00"]]}
+    assert team.business_hours == {"timezone": "Europe/Paris", "days": days}
+    assert 'value="09:00-12:00, 13:00-17:00"' in manager.get("/console/team").text
+
+    bad = manager.post(f"/console/team/teams/{team.id}", data={**form, "hours_tue": "17:00-09:00"})
+    assert bad.status_code == 422 and "Not saved: business_hours.days.tue" in bad.text
+    assert routing.list_teams(inst.db, seed.north)[0].business_hours == team.business_hours
+    always = manager.post(f"/console/team/teams/{team.id}", data={"csrf_token": token, "name": "Billing desk"},
+                          follow_redirects=False)  # fmt: skip
+    assert always.status_code == 303
+    changed = routing.list_teams(inst.db, seed.north)[0]
+    assert (changed.name, changed.members, changed.business_hours) == ("Billing desk", [], {})
+
+    assert manager.post(f"/console/team/agents/{agent.id}", data={"csrf_token": token, "capacity": "7"},
+                        follow_redirects=False).status_code == 303  # fmt: skip
+    with inst.db.read() as conn:
+        assert routing.agent(conn, seed.north, agent.id).capacity == 7
+    assert manager.post("/console/team/users", data={"csrf_token": token, "email": "x@north.example",
+                                                     "role": "agent", "password": PASSWORD}).status_code == 403
+
+
+def test_the_models_and_a_failed_webhook_delivery_redelivered(inst: Instance, seed: Seed) -> None:
+    admin, token = console(inst, "admin")
+    page = admin.get("/console/settings").text
+    for spec in registry.load_manifest(inst.settings.models_manifest):
+        assert f"<td>{spec.name}</td>" in page
+    with receiving([500]) as receiver:
+        hook, _ = manage.create(inst.db, cli_context(seed.north), seed.north, receiver.url, ["conversation.resolved"])
+        with inst.db.write() as conn:
+            [delivery_id] = outbox.enqueue(conn, seed.north, "conversation.resolved", {"note": "private"}, 4, now=T0)
+        delivery.deliver_due(inst.db, T0, timeout_s=5, max_attempts=1)
+        page = admin.get("/console/settings").text
+        assert f"/console/settings/webhooks/deliveries/{delivery_id}/redeliver" in page and "HTTP 500" in page
+        assert "private" not in page  # the log never shows payloads
+        redone = admin.post(f"/console/settings/webhooks/deliveries/{delivery_id}/redeliver",
+                            data={"csrf_token": token}, follow_redirects=False)  # fmt: skip
+        assert redone.status_code == 303
+        assert manage.get_delivery(inst.db, seed.north, delivery_id).status == "delivered"
+        again = admin.post(f"/console/settings/webhooks/deliveries/{delivery_id}/redeliver", data={"csrf_token": token})
+        assert again.status_code == 409
+    assert len(receiver.requests) == 2 and hook.id
