@@ -1,6 +1,7 @@
 """The admin and compliance pages of the console in real Chromium against a real server: an admin signs in, adds a
 person from the Team page and changes the confidence threshold on the Settings page, where the widget's preview
-takes the theme's colours as the form changes; a compliance officer signs in, verifies the audit chain and
+takes the theme's colours as the form changes; a manager writes an escalation rule (a bad regular expression is
+refused with its reason), tries it on a sample message in place and moves it; a compliance officer signs in, verifies the audit chain and
 downloads a signed export of a range, which verifies offline. Every page runs under the console's strict CSP: a
 refused script or style would show as a console error, and none may occur.
 
@@ -22,6 +23,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from appliance.audit.export import verify_export
 from appliance.auth import orgs, users
 from appliance.conversations import widget
+from appliance.escalation import rules
 from appliance.instance import Instance, cli_context
 from appliance.web.app import create_app
 from tests.conftest import PASSWORD
@@ -42,7 +44,8 @@ def site(inst: Instance) -> Iterator[Site]:
     org = orgs.create_org(inst.db, cli_context(), "riverside", "Riverside Clinic")
     for email, role, name in (("robin@riverside.example", "admin", "Robin Admin"),
                               ("casey@riverside.example", "compliance_officer", "Casey Compliance"),
-                              ("sam@riverside.example", "agent", "Sam Agent")):  # fmt: skip
+                              ("sam@riverside.example", "agent", "Sam Agent"),
+                              ("morgan@riverside.example", "support_manager", "Morgan Manager")):  # fmt: skip
         users.add_user(inst.db, inst.passwords, cli_context(org.id), org.id, email, PASSWORD, role, name)
     widget.create_key(inst.db, cli_context(org.id), org.id, {"title": "Riverside help"})
     with serve(create_app(inst)) as address:
@@ -127,3 +130,35 @@ def test_a_compliance_officer_verifies_and_exports_the_trail(site: Site, inst: I
     check = verify_export(tmp_path / "export", inst.signing_key().public_key())
     assert check.ok and check.events > 0
     assert problems == []
+
+
+def test_a_manager_writes_tries_and_orders_escalation_rules(site: Site, inst: Instance) -> None:
+    problems: list[str] = []
+    with chromium() as browser:
+        page = watched(problems, browser.new_context(viewport={"width": 1280, "height": 900}))
+        sign_in(page, site, "morgan@riverside.example", "/console/inbox")
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Rules").click()
+        expect(page).to_have_url(f"{site.url}/console/rules")
+        for name, pattern in (("Complaints", "complain"), ("Refunds", "refund(")):
+            page.get_by_label("Name").fill(name)
+            page.get_by_label("Trigger", exact=True).select_option("keyword")
+            page.get_by_label("Trigger value").fill(pattern)
+            page.get_by_role("button", name="Create rule").click()
+        expect(page.get_by_role("alert")).to_contain_text("Not saved: trigger_value")
+        assert [r.name for r in rules.list_rules(inst.db, site.org_id)] == ["Complaints"]
+        page.get_by_label("Trigger value").fill("refund|charged twice")
+        page.get_by_role("button", name="Create rule").click()
+        expect(page).to_have_url(f"{site.url}/console/rules")
+
+        page.get_by_label("Trigger value").fill("refund")
+        page.get_by_label("Message").fill("I was charged twice, I want a refund")
+        page.get_by_role("button", name="Try the rule").click()
+        expect(page.locator("#rule-trial")).to_contain_text("The rule fires.")
+        expect(page).to_have_url(f"{site.url}/console/rules")  # swapped in place, not a new page
+        assert len(rules.list_rules(inst.db, site.org_id)) == 2
+
+        page.get_by_role("button", name="Up Refunds").click()
+        expect(page.get_by_role("row").nth(1)).to_contain_text("Refunds")
+        assert [r.name for r in rules.list_rules(inst.db, site.org_id)] == ["Refunds", "Complaints"]
+    refused = "error: Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    assert problems == [refused]  # the refused rule's page, and nothing else
