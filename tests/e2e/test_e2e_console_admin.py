@@ -1,9 +1,9 @@
 """The admin and compliance pages of the console in real Chromium against a real server: an admin signs in, adds a
 person from the Team page and changes the confidence threshold on the Settings page, where the widget's preview
 takes the theme's colours as the form changes; a manager writes an escalation rule (a bad regular expression is
-refused with its reason), tries it on a sample message in place and moves it; a compliance officer signs in, verifies the audit chain and
-downloads a signed export of a range, which verifies offline. Every page runs under the console's strict CSP: a
-refused script or style would show as a console error, and none may occur.
+refused with its reason), tries it on a sample message in place and moves it; a compliance officer signs in,
+verifies the audit chain and downloads a signed export of a range, which verifies offline. Every page runs under
+the console's strict CSP: a refused script or style would show as a console error, and none may occur.
 
 APPLIANCE_SCREENSHOTS=1 saves the settings page to docs/images/console-settings.png (the picture in
 docs/console.md).
