@@ -47,7 +47,7 @@ class Section:
 
 SECTIONS = (
     Section("Inbox", VIEW_CONVERSATIONS, "/console/inbox"),
-    Section("Knowledge", (P.EDIT_ARTICLES, P.MANAGE_KNOWLEDGE_BASE)),
+    Section("Knowledge", (P.EDIT_ARTICLES, P.MANAGE_KNOWLEDGE_BASE), "/console/knowledge"),
     Section("Rules", (P.CONFIGURE_ESCALATIONS,), "/console/rules"),
     Section("Team", (P.MANAGE_TEAM, P.MANAGE_AGENTS), "/console/team"),
     Section("Settings", (P.MANAGE_SETTINGS,), "/console/settings"),

@@ -19,7 +19,9 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from appliance.auth import sessions, users
 from appliance.auth.orgs import get_org
 from appliance.auth.principal import Principal
-from appliance.console import account, audit, conversation, inbox, rules, settings, team
+from appliance.console import (
+    account, audit, conversation, inbox, knowledge, knowledge_history, knowledge_import, rules, settings, team,
+)  # fmt: skip
 from appliance.console.render import (
     HOME_PATH, LOGIN_PATH, ConsoleRoute, assets, may_view_conversations, page, safe_next, see_other,
 )  # fmt: skip
@@ -122,5 +124,6 @@ def static_asset(content_hash: str, name: str) -> Response:
 
 # Each router carries its full prefix (an included router's routes keep the paths they were declared with, which
 # the access log, the metrics and the denial audit report).
-ROUTERS = (router, inbox.router, conversation.router, account.router, rules.router, team.router, settings.router,
-           audit.router)
+# knowledge_import before knowledge: its /console/knowledge/import and /flags are not article ids.
+ROUTERS = (router, inbox.router, conversation.router, account.router, knowledge_import.router, knowledge.router,
+           knowledge_history.router, rules.router, team.router, settings.router, audit.router)

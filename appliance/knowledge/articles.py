@@ -308,3 +308,16 @@ def list_published(db: Database, org_id: int) -> list[ArticleVersion]:
             (org_id,),
         ).fetchall()
     return [_version(r) for r in rows]
+
+
+def facets(db: Database, org_id: int) -> tuple[list[str], list[str]]:
+    """The categories and tags the organisation's articles use (latest versions), for filters and suggestions."""
+    joined = "FROM articles a JOIN article_versions v ON v.article_id = a.id AND v.version = a.current_version"
+    with db.read() as conn:
+        categories = conn.execute(
+            f"SELECT DISTINCT v.category {joined} WHERE a.org_id = ? AND v.category != '' ORDER BY 1", (org_id,)
+        ).fetchall()
+        tags = conn.execute(
+            f"SELECT DISTINCT t.value {joined}, json_each(v.tags) t WHERE a.org_id = ? ORDER BY 1", (org_id,)
+        ).fetchall()
+    return [str(r[0]) for r in categories], [str(r[0]) for r in tags]

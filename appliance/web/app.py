@@ -23,6 +23,7 @@ from appliance.web.hub import Hub
 from appliance.web.middleware import BodySizeLimit, RequestLog, VisitorCors
 from appliance.web.ratelimit import RateLimiter
 from appliance.console import routes as console_routes
+from appliance.console.knowledge_import import IMPORT_PATH as CONSOLE_IMPORT_PATH
 from appliance.widget import routes as widget_routes
 from appliance.web.routes import analytics, answers, apikeys, audit, auth, conversations, escalation, health, knowledge, retrieval, routing, settings, team, webhooks, widget
 
@@ -102,7 +103,8 @@ def create_app(inst: Instance, tasks: Tasks | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=inst.settings.max_body_bytes,
-        streamed={knowledge.IMPORT_PATH: inst.settings.import_max_bytes},
+        streamed={knowledge.IMPORT_PATH: inst.settings.import_max_bytes,
+                  CONSOLE_IMPORT_PATH: inst.settings.import_max_bytes},
     )
     app.add_middleware(VisitorCors)
     app.add_middleware(RequestLog, metrics=app.state.metrics)

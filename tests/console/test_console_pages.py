@@ -30,9 +30,10 @@ P = Permission
 VIEW = {P.VIEW_ALL_CONVERSATIONS, P.VIEW_ASSIGNED_CONVERSATIONS}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' "
        "ws://testserver; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
-# The navigation each role must see: pages not built yet (knowledge, analytics) are not linked for anyone.
-NAV = {"admin": ["Inbox", "Team", "Settings"], "support_manager": ["Inbox", "Rules", "Team"], "agent": ["Inbox"],
-       "knowledge_editor": [], "compliance_officer": ["Audit"]}  # fmt: skip
+KB = {P.MANAGE_KNOWLEDGE_BASE}
+# The navigation each role must see: pages not built yet (analytics) are not linked for anyone.
+NAV = {"admin": ["Inbox", "Knowledge", "Team", "Settings"], "support_manager": ["Inbox", "Rules", "Team"],
+       "agent": ["Inbox"], "knowledge_editor": ["Knowledge"], "compliance_officer": ["Audit"]}  # fmt: skip
 
 
 @dataclass
@@ -72,7 +73,9 @@ def pages(world: World) -> dict[str, set[Permission] | None]:
     """Every console page, with the permissions that open it (None: any signed-in person)."""
     c = world.waiting
     return {"/console/inbox": VIEW, f"/console/conversations/{c}": VIEW, f"/console/conversations/{c}/state": VIEW,
-            "/console/inbox?queue=waiting&status=escalated": VIEW, "/console/": None}  # fmt: skip
+            "/console/inbox?queue=waiting&status=escalated": VIEW, "/console/": None, "/console/knowledge": KB,
+            "/console/knowledge/new?title=Fees": KB, "/console/knowledge/import": KB,
+            "/console/knowledge/flags": KB}  # fmt: skip
 
 
 def nav_labels(html: str) -> list[str]:
@@ -190,7 +193,8 @@ FORMS: dict[str, dict[str, str]] = {
 
 # Path parameters of forms that act on a record: one that does not exist, so a form that passes the CSRF check
 # changes nothing another form's test relies on.
-ABSENT_IDS = {"rule_id": 999999, "user_id": 999999, "team_id": 999999, "key_id": 999999, "delivery_id": 999999}
+ABSENT_IDS = {"rule_id": 999999, "user_id": 999999, "team_id": 999999, "key_id": 999999, "delivery_id": 999999,
+              "article_id": 1, "golden_id": 1, "flag_id": 1, "version": 1}  # fmt: skip
 
 
 def console_posts(inst: Instance) -> list[APIRoute]:

@@ -197,6 +197,24 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/console/audit"): P.VIEW_AUDIT,
     ("GET", "/console/audit/verify"): P.VIEW_AUDIT,
     ("POST", "/console/audit/export"): P.EXPORT_AUDIT,
+    # console: knowledge editor
+    ("GET", "/console/knowledge"): P.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/console/knowledge/new"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/new"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/preview"): _any(P.EDIT_ARTICLES, P.MANAGE_KNOWLEDGE_BASE),
+    ("GET", "/console/knowledge/import"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/import"): P.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/console/knowledge/flags"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/flags/{flag_id}/approve"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/flags/{flag_id}/reject"): P.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/console/knowledge/{article_id}"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/{article_id}"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/{article_id}/status"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/{article_id}/golden"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/{article_id}/golden/{golden_id}/delete"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/{article_id}/golden/run"): P.MANAGE_KNOWLEDGE_BASE,
+    ("GET", "/console/knowledge/{article_id}/versions"): P.MANAGE_KNOWLEDGE_BASE,
+    ("POST", "/console/knowledge/{article_id}/versions/{version}/restore"): P.MANAGE_KNOWLEDGE_BASE,
 }
 # The WebSockets of the real-time hub: each authenticates in its handler (a visitor session, a console session).
 WEBSOCKETS = {"/ws/widget": VISITOR, "/ws/console": SIGNED_IN}
