@@ -33,7 +33,8 @@ MANAGE_KB = requires(Permission.MANAGE_KNOWLEDGE_BASE)
 IMPORT_PATH = "/console/knowledge/import"  # streamed under import_max_bytes, like the API's import (web/app.py)
 FLAGS_PATH = "/console/knowledge/flags"
 FORMAT_LABELS = {
-    "auto": "Tell from the file", "markdown": "Markdown (.md, front matter)", "html": "HTML page (.html)",
+    "auto": "Tell from the file", "markdown": "Markdown (.md, or a zip of them)",
+    "html": "HTML (.html, or a zip of them)",
     "notion": "Notion export (Markdown & CSV zip)", "confluence": "Confluence space export (HTML zip)",
     "helpscout": "Help Scout Docs (JSON)", "zendesk": "Zendesk Guide (articles.json)",
 }  # fmt: skip

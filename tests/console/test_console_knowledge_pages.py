@@ -22,7 +22,7 @@ from appliance.retrieval import flags
 from appliance.store import now_iso
 from tests.conftest import Seed
 from tests.console.test_console_pages import console, secured
-from tests.knowledge.importing import FIXTURES
+from tests.knowledge.importing import FIXTURES, zip_folder
 
 HELPSCOUT = FIXTURES / "helpscout" / "articles.json"
 DEMO = Path(__file__).resolve().parents[2] / "appliance" / "demo_kb" / "articles"
@@ -172,6 +172,20 @@ def test_an_import_is_checked_first_and_applied_second(inst: Instance, seed: See
     again = upload(client, token, "articles.json", export, "true")
     assert 'data-count="unchanged">3<' in again.text
     assert not any((inst.paths.uploads).iterdir())  # every upload deleted after its request
+
+
+def test_a_zipped_markdown_folder_is_imported(inst: Instance, seed: Seed, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "fees.md").write_text("---\nid: fees\ncategory: Cards\n---\n# Card fees\n\nFees are 5 EUR.\n")
+    (folder / "hours.md").write_text("# Opening hours\n\nWe open at nine.\n")
+    client, token = console(inst, "knowledge_editor")
+    body = zip_folder(folder, tmp_path / "kb.zip").read_bytes()
+    checked = upload(client, token, "kb.zip", body, "true")
+    assert 'data-count="created">2<' in checked.text and articles.list_articles(inst.db, seed.north).total == 0
+    upload(client, token, "kb.zip", body, "false", fmt="markdown")
+    titles = {a.latest.title for a in articles.list_articles(inst.db, seed.north).items}
+    assert titles == {"Card fees", "Opening hours"}
 
 
 @pytest.mark.parametrize(("name", "body", "reason"), [

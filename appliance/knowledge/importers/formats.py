@@ -1,8 +1,9 @@
 """Which importer reads a path: named, or told from the path itself.
 
 auto: a folder of `.md` files is markdown and a folder of `.html` files is html; a zip is Notion or Confluence by
-its entries; a `.json` / `.jsonl` file is Help Scout or Zendesk by its shape; a single `.md` or `.html` file is one
-article. Whatever cannot be told apart is a BadInput that says which formats there are.
+its entries, else a zipped folder of `.md` or of `.html` files; a `.json` / `.jsonl` file is Help Scout or Zendesk
+by its shape; a single `.md` or `.html` file is one article. Whatever cannot be told apart is a BadInput that says
+which formats there are.
 """
 
 from __future__ import annotations
@@ -42,22 +43,33 @@ def _read_folder(path: Path, format: str) -> list[Incoming]:
     raise BadInput(f"{path} is a folder; a {format} import reads a file")
 
 
+_ZIP_READERS: dict[str, Callable[[archive.Archive], list[Incoming]]] = {
+    "notion": notion.from_archive, "confluence": confluence.from_archive, "markdown": markdown.from_archive,
+    "html": html.from_archive,
+}  # fmt: skip
+
+
+def _zip_format(path: Path, names: list[str]) -> str:
+    """Exports first (a Notion zip holds .md files, a Confluence one .html files), then a zipped folder."""
+    if notion.looks_like(names):
+        return "notion"
+    if confluence.looks_like(names):
+        return "confluence"
+    has_md = any(n.lower().endswith(_MARKDOWN_SUFFIXES[0]) for n in names)
+    has_html = any(n.lower().endswith(html.SUFFIXES) for n in names)
+    if has_md != has_html:
+        return "markdown" if has_md else "html"
+    raise BadInput(
+        f"cannot tell what export {path.name} is: expected a Notion (Markdown & CSV) or a Confluence (HTML) space "
+        "export, or a zipped folder of .md or of .html files"
+    )
+
+
 def _read_zip(path: Path, format: str) -> list[Incoming]:
-    if format not in ("auto", "notion", "confluence"):
+    if format not in ("auto", *_ZIP_READERS):
         raise BadInput(f"{path.name} is a zip archive; a {format} import reads a folder or a single file")
     with archive.open_zip(path) as zipped:
-        if format == "auto":
-            names = zipped.names
-            if notion.looks_like(names):
-                format = "notion"
-            elif confluence.looks_like(names):
-                format = "confluence"
-            else:
-                raise BadInput(
-                    f"cannot tell what export {path.name} is: expected a Notion (Markdown & CSV) or a Confluence "
-                    "(HTML) space export"
-                )
-        return notion.from_archive(zipped) if format == "notion" else confluence.from_archive(zipped)
+        return _ZIP_READERS[_zip_format(path, zipped.names) if format == "auto" else format](zipped)
 
 
 def _json_format(path: Path, documents: list[Document]) -> str:

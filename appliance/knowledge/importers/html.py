@@ -1,4 +1,4 @@
-"""HTML folders: `*.html` / `*.htm` files, UTF-8, one article each.
+"""HTML folders (or a zip of one): `*.html` / `*.htm` files, UTF-8, one article each.
 
 Title from `<title>`, else the first `<h1>`, else the file name; body from `<main>`, else `<article>`, else
 `<body>`, converted to markdown. Category from `<meta property="article:section">` (or `<meta name="category">`),
@@ -15,6 +15,7 @@ from bs4 import BeautifulSoup, Tag
 
 from appliance.errors import BadInput
 from appliance.knowledge import articles
+from appliance.knowledge.importers.archive import Archive
 from appliance.knowledge.importers.common import MAX_FILE_BYTES, Incoming
 from appliance.knowledge.importers.convert import html_to_markdown, parse_html
 
@@ -30,6 +31,12 @@ def read_folder(root: Path) -> Iterator[Incoming]:
             yield Incoming(relative, error="symbolic links are not followed")
         elif path.is_file():
             yield parse_file(path, relative)
+
+
+def from_archive(archive: Archive) -> list[Incoming]:
+    """An HTML folder uploaded as a zip (the console and the API take one file)."""
+    members = archive.read(lambda name: name.lower().endswith(SUFFIXES))
+    return [Incoming(m.path, error=m.error) if m.error is not None else parse_text(m.text, m.path) for m in members]
 
 
 def parse_file(path: Path, relative: str) -> Incoming:

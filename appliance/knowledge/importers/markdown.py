@@ -1,6 +1,6 @@
-"""Markdown folders: `*.md` files with YAML front matter (`id`, `title`, `category`, `tags`, `status`, `url`)
-and a markdown body. Files without front matter take their title from the first `# heading` or the file name and
-their external id from their path in the folder."""
+"""Markdown folders (or a zip of one): `*.md` files with YAML front matter (`id`, `title`, `category`, `tags`,
+`status`, `url`) and a markdown body. Files without front matter take their title from the first `# heading` or the
+file name and their external id from their path in the folder (in a zip: their path in the zip)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import yaml
 
 from appliance.errors import BadInput
 from appliance.knowledge import articles
+from appliance.knowledge.importers.archive import Archive
 from appliance.knowledge.importers.common import MAX_FILE_BYTES, Incoming
 
 
@@ -22,6 +23,12 @@ def read_folder(root: Path) -> Iterator[Incoming]:
             yield Incoming(str(path), error="symbolic links are not followed")
             continue
         yield parse_file(path, str(path.relative_to(root)))
+
+
+def from_archive(archive: Archive) -> list[Incoming]:
+    """A markdown folder uploaded as a zip (the console and the API take one file)."""
+    members = archive.read(lambda name: name.lower().endswith(".md"))
+    return [Incoming(m.path, error=m.error) if m.error is not None else parse_text(m.text, m.path) for m in members]
 
 
 def parse_file(path: Path, relative: str) -> Incoming:

@@ -164,8 +164,8 @@ _IMPORT_FORM = {
         "type": "object",
         "required": ["file"],
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "A zip (Notion, Confluence), a .json or "
-                     ".jsonl (Help Scout, Zendesk), or a single .md or .html file."},
+            "file": {"type": "string", "format": "binary", "description": "A zip (Notion, Confluence, or a folder of "
+                     ".md or .html files), a .json or .jsonl (Help Scout, Zendesk), or a single .md or .html file."},
             "format": {"type": "string", "enum": list(formats.FORMATS), "default": "auto"},
             "dry_run": {"type": "boolean", "default": False},
         },
