@@ -33,6 +33,12 @@ async def send_json_error(send: Send, status: int, code: str, message: str) -> N
     await send({"type": "http.response.body", "body": body})
 
 
+def _answers_as_page(path: str, streamed: dict[str, int]) -> bool:
+    """A console upload is refused by its page (a JSON body would be no answer to a form, and htmx swaps nothing on
+    a 413): it is only counted here, and the PayloadTooLarge raised past the limit reaches the page's handler."""
+    return path in streamed and path.startswith("/console/")
+
+
 def _counted(receive: Receive, max_bytes: int, message: str) -> Receive:
     size = 0
 
@@ -74,7 +80,7 @@ class BodySizeLimit:
                 except ValueError:
                     await send_json_error(send, 400, "bad_input", "malformed Content-Length header")
                     return
-                if declared > max_bytes:
+                if declared > max_bytes and not _answers_as_page(scope["path"], self.streamed):
                     await send_json_error(send, 413, "payload_too_large", message)
                     return
         if scope["path"] in self.streamed:

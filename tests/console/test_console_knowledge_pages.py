@@ -15,12 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.conversations.flow import Flow
-from appliance.instance import Instance, cli_context
+from appliance.auth import orgs, users
+from appliance.instance import Instance, cli_context, init_instance
 from appliance.knowledge import articles
 from appliance.knowledge.importers import common, markdown
 from appliance.retrieval import flags
 from appliance.store import now_iso
-from tests.conftest import Seed
+from tests.conftest import PASSWORD, Seed, make_settings
 from tests.console.test_console_pages import console, secured
 from tests.knowledge.importing import FIXTURES, zip_folder
 
@@ -205,6 +206,24 @@ def test_a_malformed_upload_is_a_clear_error_and_changes_nothing(inst: Instance,
         assert fragment.status_code == 200 and reason in fragment.text and 'role="alert"' in fragment.text
     assert counts(inst) == before
     assert client.post("/console/knowledge/import", data={"csrf_token": token}).status_code == 400  # no file
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_page(tmp_path: Path) -> None:
+    inst = init_instance(make_settings(tmp_path, import_max_bytes=2048), cli_context())
+    try:
+        orgs.create_org(inst.db, cli_context(), "north", "North Clinic")
+        org_id = orgs.get_org_by_slug(inst.db, "north").id
+        users.add_user(inst.db, inst.passwords, cli_context(org_id), org_id, Seed.email("knowledge_editor"), PASSWORD,
+                       "knowledge_editor", "Editor")  # fmt: skip
+        client, token = console(inst, "knowledge_editor")
+        body = b"# Big\n\n" + b"x" * 4096
+        for htmx in (False, True):
+            refused = secured(upload(client, token, "big.md", body, "false", htmx=htmx))
+            assert refused.status_code == (200 if htmx else 413) and "larger than 2048 bytes" in refused.text
+        assert articles.list_articles(inst.db, org_id).total == 0
+        assert not any(inst.paths.uploads.iterdir())
+    finally:
+        inst.close()
 
 
 def demo(inst: Instance, org_id: int) -> int:
