@@ -21,7 +21,7 @@ from appliance.answering import golden
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.console.render import ConsoleRoute, is_htmx, page, see_other
-from appliance.errors import Conflict, InvalidValue, PublishBlocked
+from appliance.errors import Conflict, InvalidValue, NotFound, PublishBlocked
 from appliance.knowledge import articles
 from appliance.knowledge.render import render_markdown
 from appliance.web.deps import client_addr, instance, knowledge_changed, requires, requires_any
@@ -117,8 +117,22 @@ def _editor(request: Request, principal: Principal, article: articles.Article | 
         "usage": _usage(request, principal, article.id) if article else None, "gate": None, "results": None,
         "may_override": P.CONFIGURE_AI in principal.permissions,
     }  # fmt: skip
-    return page(request, "knowledge_article.html", principal, status=status, page_name="knowledge",
-                **(context | extra))  # fmt: skip
+    context |= extra
+    context["titles"] = _titles(request, principal, (context["gate"] or {}).get("regressions", []) +
+                                (context["results"] or []))  # fmt: skip
+    return page(request, "knowledge_article.html", principal, status=status, page_name="knowledge", **context)
+
+
+def _titles(request: Request, principal: Principal, results: list[dict[str, Any]]) -> dict[int, str]:
+    """The titles of the articles golden results name (expected, and answered from), for people to read."""
+    ids = {r[k] for r in results for k in ("expected_article_id", "got_article_id") if r.get(k) is not None}
+    db, titles = instance(request).db, {}
+    for article_id in ids:
+        try:
+            titles[article_id] = articles.get_article(db, principal.org_id, article_id).latest.title
+        except NotFound:
+            titles[article_id] = f"article #{article_id}"
+    return titles
 
 
 def _actions(article: articles.Article | None) -> list[tuple[str, str]]:
