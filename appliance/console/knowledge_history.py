@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from appliance.auth import users
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.console.render import ConsoleRoute, page, see_other
@@ -34,8 +35,9 @@ def versions_page(article_id: int, request: Request, principal: Principal = MANA
     new = new or article.current_version
     old = old or max(1, new - 1)
     diff = articles.diff_versions(db, principal.org_id, article_id, old, new) if len(versions) > 1 else None
+    people = {f"user:{m.id}": m.name or m.email for m in users.list_members(db, principal.org_id)}
     return page(request, "knowledge_versions.html", principal, page_name="knowledge", article=article,
-                versions=versions, old=old, new=new, diff=diff)  # fmt: skip
+                versions=versions, old=old, new=new, diff=diff, people=people)  # fmt: skip
 
 
 @router.post("/{version}/restore")

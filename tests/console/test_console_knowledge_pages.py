@@ -145,6 +145,8 @@ def test_versions_are_diffed_side_by_side_and_restored_as_a_new_version(inst: In
     latest = articles.get_article(inst.db, seed.north, article.id).latest
     assert latest.version == 3 and latest.content == "Line one.\nFees are 5 EUR.\nLine three."
     assert latest.note == "restored version 1"
+    history = client.get(f"/console/knowledge/{article.id}/versions").text
+    assert "<td>knowledge_editor of north</td>" in history  # the person, not the actor id
     missing = client.post(f"/console/knowledge/{article.id}/versions/9/restore", data={"csrf_token": token})
     assert missing.status_code == 404
 
