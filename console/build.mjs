@@ -1,4 +1,5 @@
-// Builds dist/: console.js (our script, one minified ES2019 IIFE), console.css (our stylesheet, as written), and
+// Builds dist/: console.js (our script, one minified ES2019 IIFE), dashboard.js (the analytics charts, loaded only
+// by that page after Chart.js), console.css (our stylesheet, as written), and
 // htmx and Chart.js copied from the versions pinned in package-lock.json. dist/manifest.json maps each file to a
 // short content hash, which the appliance puts in the file's URL (/console/static/<hash>/<file>) so the browser may
 // cache it for a year, and its SRI digest for the integrity attribute.
@@ -16,8 +17,8 @@ const version = (name) => JSON.parse(readFileSync(join(packageDir(name), "packag
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 await build({
-  entryPoints: [join(root, "src", "console.ts")],
-  outfile: join(dist, "console.js"),
+  entryPoints: [join(root, "src", "console.ts"), join(root, "src", "dashboard.ts")],
+  outdir: dist,
   bundle: true,
   minify: true,
   format: "iife",
@@ -34,7 +35,7 @@ copyFileSync(join(packageDir("chart.js"), "dist", "chart.umd.min.js"), join(dist
 
 const versions = { "htmx.min.js": version("htmx.org"), "chart.umd.min.js": version("chart.js") };
 const files = {};
-for (const name of ["console.js", "console.css", "htmx.min.js", "chart.umd.min.js"]) {
+for (const name of ["console.js", "dashboard.js", "console.css", "htmx.min.js", "chart.umd.min.js"]) {
   const body = readFileSync(join(dist, name));
   files[name] = {
     hash: createHash("sha256").update(body).digest("hex").slice(0, 16),

@@ -187,6 +187,15 @@ def list_replies(db: Database, ctx: Context, org_id: int, f: ReviewFilter) -> li
     return [_item(r) for r in rows]
 
 
+def reply_for_review(db: Database, ctx: Context, org_id: int, message_id: int) -> dict[str, Any]:
+    """One AI reply as the review list shows it (the console redraws a row once it is labelled); audited as a read."""
+    with db.write() as conn:
+        _reply(conn, org_id, message_id)
+        row = conn.execute(f"{SELECT_REPLIES} WHERE m.id = ? AND m.org_id = ?", (message_id, org_id)).fetchone()
+        audit.record(conn, ctx, ReviewsRead({"message_id": message_id}, 1))
+    return _item(row)
+
+
 def _label(row: Any) -> dict[str, Any]:
     provenance = json.loads(row["provenance"]) if row["provenance"] else {}
     return {

@@ -51,7 +51,8 @@ SECTIONS = (
     Section("Rules", (P.CONFIGURE_ESCALATIONS,), "/console/rules"),
     Section("Team", (P.MANAGE_TEAM, P.MANAGE_AGENTS), "/console/team"),
     Section("Settings", (P.MANAGE_SETTINGS,), "/console/settings"),
-    Section("Analytics", (P.VIEW_ANALYTICS,)),
+    Section("Analytics", (P.VIEW_ANALYTICS,), "/console/analytics"),
+    Section("Reviews", (P.REVIEW_AI_RESPONSES,), "/console/reviews"),
     Section("Audit", (P.VIEW_AUDIT,), "/console/audit"),
 )
 
@@ -75,10 +76,34 @@ def _words(value: str | None) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _percent(ratio: float | None) -> str:
+    """A rate as people read it (0.6667 -> 66.7%); a dash when there was nothing to divide by."""
+    return "–" if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def _duration(seconds: float | None) -> str:
+    """Seconds as people read them: 6.5 s, 3 min 20 s, 2 h 5 min; a dash when nothing was measured."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:g} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s" if whole % 60 else f"{whole // 60} min"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _decimal(value: float | None, places: int = 1) -> str:
+    return "–" if value is None else f"{value:.{places}f}"
+
+
 _env = Environment(loader=PackageLoader("appliance.console", "templates"), autoescape=True,
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
 _env.filters["when"] = _when
 _env.filters["words"] = _words
+_env.filters["percent"] = _percent
+_env.filters["duration"] = _duration
+_env.filters["decimal"] = _decimal
 assets = Assets()
 
 

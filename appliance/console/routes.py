@@ -1,6 +1,6 @@
 """The console's routes, under /console: sign-in and sign-out, the home page, the built assets; with the pages of
-inbox.py, conversation.py, rules.py, team.py, settings.py and audit.py, they make up ROUTERS, which the app
-includes.
+inbox.py, conversation.py, account.py, the knowledge pages, rules.py, team.py, settings.py, audit.py,
+analytics.py and reviews.py, they make up ROUTERS, which the app includes.
 
 Sign-in uses the auth domain's own functions and sets the same session cookie as `POST /api/auth/login` (same
 rate limit per client address, same audit, same message whatever was wrong). Its form carries a token that must
@@ -20,7 +20,8 @@ from appliance.auth import sessions, users
 from appliance.auth.orgs import get_org
 from appliance.auth.principal import Principal
 from appliance.console import (
-    account, audit, conversation, inbox, knowledge, knowledge_history, knowledge_import, rules, settings, team,
+    account, analytics, audit, conversation, inbox, knowledge, knowledge_history, knowledge_import, reviews, rules,
+    settings, team,
 )  # fmt: skip
 from appliance.console.render import (
     HOME_PATH, LOGIN_PATH, ConsoleRoute, assets, may_view_conversations, page, safe_next, see_other,
@@ -126,4 +127,5 @@ def static_asset(content_hash: str, name: str) -> Response:
 # the access log, the metrics and the denial audit report).
 # knowledge_import before knowledge: its /console/knowledge/import and /flags are not article ids.
 ROUTERS = (router, inbox.router, conversation.router, account.router, knowledge_import.router, knowledge.router,
-           knowledge_history.router, rules.router, team.router, settings.router, audit.router)
+           knowledge_history.router, rules.router, team.router, settings.router, audit.router, analytics.router,
+           reviews.router)

@@ -31,8 +31,9 @@ VIEW = {P.VIEW_ALL_CONVERSATIONS, P.VIEW_ASSIGNED_CONVERSATIONS}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' "
        "ws://testserver; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")  # fmt: skip
 KB = {P.MANAGE_KNOWLEDGE_BASE}
-# The navigation each role must see: pages not built yet (analytics) are not linked for anyone.
-NAV = {"admin": ["Inbox", "Knowledge", "Team", "Settings"], "support_manager": ["Inbox", "Rules", "Team"],
+# The navigation each role must see.
+NAV = {"admin": ["Inbox", "Knowledge", "Team", "Settings", "Analytics"],
+       "support_manager": ["Inbox", "Rules", "Team", "Analytics", "Reviews"],
        "agent": ["Inbox"], "knowledge_editor": ["Knowledge"], "compliance_officer": ["Audit"]}  # fmt: skip
 
 
@@ -75,7 +76,9 @@ def pages(world: World) -> dict[str, set[Permission] | None]:
     return {"/console/inbox": VIEW, f"/console/conversations/{c}": VIEW, f"/console/conversations/{c}/state": VIEW,
             "/console/inbox?queue=waiting&status=escalated": VIEW, "/console/": None, "/console/knowledge": KB,
             "/console/knowledge/new?title=Fees": KB, "/console/knowledge/import": KB,
-            "/console/knowledge/flags": KB}  # fmt: skip
+            "/console/knowledge/flags": KB,
+            "/console/analytics": {P.VIEW_ANALYTICS}, "/console/analytics/gaps": {P.VIEW_ANALYTICS},
+            "/console/reviews": {P.REVIEW_AI_RESPONSES}}  # fmt: skip
 
 
 def nav_labels(html: str) -> list[str]:
@@ -188,6 +191,8 @@ FORMS: dict[str, dict[str, str]] = {
     "/console/conversations/{conversation_id}/assign": {"agent_id": ""},
     "/console/conversations/{conversation_id}/notes": {"body": "A note"},
     "/console/conversations/{conversation_id}/read": {"message_id": "1"},
+    "/console/analytics/rollup": {"since": "2030-03-04", "until": "2030-03-06"},
+    "/console/reviews/{message_id}": {"verdict": "correct"},
 }
 
 
@@ -215,8 +220,10 @@ def _role_for(route: APIRoute) -> str:
 
 
 def test_every_console_form_is_refused_without_the_csrf_token_and_changes_nothing(world: World) -> None:
+    with world.inst.db.read() as conn:
+        answer = conn.execute("SELECT max(id) FROM messages WHERE role = 'ai'").fetchone()[0]
     for route in console_posts(world.inst):
-        path = route.path.format_map({**ABSENT_IDS, "conversation_id": world.waiting})
+        path = route.path.format_map({**ABSENT_IDS, "conversation_id": world.waiting, "message_id": answer})
         client, token = console(world.inst, _role_for(route) if route.path != "/console/login" else None)
         form = FORMS.get(route.path, {})
         before = _fingerprint(world.inst)

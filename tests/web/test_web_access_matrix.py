@@ -215,6 +215,13 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/console/knowledge/{article_id}/golden/run"): P.MANAGE_KNOWLEDGE_BASE,
     ("GET", "/console/knowledge/{article_id}/versions"): P.MANAGE_KNOWLEDGE_BASE,
     ("POST", "/console/knowledge/{article_id}/versions/{version}/restore"): P.MANAGE_KNOWLEDGE_BASE,
+    # console: analytics, gaps, reviews
+    ("GET", "/console/analytics"): P.VIEW_ANALYTICS,
+    ("POST", "/console/analytics/rollup"): P.VIEW_ANALYTICS,
+    ("GET", "/console/analytics/gaps"): P.VIEW_ANALYTICS,
+    ("GET", "/console/reviews"): P.REVIEW_AI_RESPONSES,
+    ("POST", "/console/reviews/{message_id}"): P.REVIEW_AI_RESPONSES,
+    ("POST", "/console/reviews/{message_id}/clear"): P.REVIEW_AI_RESPONSES,
 }
 # The WebSockets of the real-time hub: each authenticates in its handler (a visitor session, a console session).
 WEBSOCKETS = {"/ws/widget": VISITOR, "/ws/console": SIGNED_IN}
