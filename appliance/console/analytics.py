@@ -2,7 +2,7 @@
 knowledge gaps (/console/analytics/gaps). Both read through the same domain functions as the API's routes.
 
 The dashboard is rendered whole on the server: every figure is in a table or a list. Its charts are drawn by
-dashboard.js from a JSON data block (not executed, so the CSP allows it) and only repeat what the tables say.
+dashboard.js from JSON in a data attribute (data, never executed) and only repeat what the tables say.
 Changing the range or the team swaps the figures in place (htmx) and updates the address.
 """
 

@@ -1,7 +1,7 @@
 // The analytics dashboard's charts. The page is complete without them: every figure is in a table the server
-// rendered. This draws each <canvas data-chart="name"> from the JSON data block #dashboard-charts (a data block is
-// not executed, so the CSP allows it), with the Chart.js the page loads before this script, and draws again when
-// htmx swaps in other figures. Chart.js styles the canvas through the CSSOM, which the CSP does not restrict.
+// rendered. This draws each <canvas data-chart="name"> from the JSON in #dashboard-charts' data-charts attribute
+// (data, never executed; htmx would drop a script block from swapped figures), with the Chart.js the page loads
+// before this script, and draws the new canvases when htmx swaps in other figures. Chart.js styles the canvas through the CSSOM, which the CSP allows.
 import type { Chart as ChartClass, ChartConfiguration } from "chart.js";
 
 declare const Chart: typeof ChartClass | undefined;
@@ -24,9 +24,9 @@ const DATA_ID = "dashboard-charts";
 
 function specs(): Record<string, Spec> {
   const block = document.getElementById(DATA_ID);
-  if (!block || !block.textContent) return {};
+  if (!block || !block.dataset.charts) return {};
   try {
-    return JSON.parse(block.textContent) as Record<string, Spec>;
+    return JSON.parse(block.dataset.charts) as Record<string, Spec>;
   } catch {
     return {};
   }
@@ -60,8 +60,7 @@ function draw(): void {
   const all = specs();
   document.querySelectorAll<HTMLCanvasElement>("canvas[data-chart]").forEach((canvas) => {
     const spec = all[canvas.dataset.chart || ""];
-    if (!spec) return;
-    Chart.getChart(canvas)?.destroy();
+    if (!spec || Chart.getChart(canvas)) return;
     new Chart(canvas, config(spec));
     canvas.dataset.drawn = "true";
   });
@@ -69,7 +68,8 @@ function draw(): void {
 
 function start(): void {
   draw();
-  document.body.addEventListener("htmx:afterSettle", draw);
+  // htmx announces each element it adds (htmx:load bubbles from it): figures swapped in bring new canvases.
+  document.addEventListener("htmx:load", draw);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
