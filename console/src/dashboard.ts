@@ -1,7 +1,8 @@
 // The analytics dashboard's charts. The page is complete without them: every figure is in a table the server
 // rendered. This draws each <canvas data-chart="name"> from the JSON in #dashboard-charts' data-charts attribute
 // (data, never executed; htmx would drop a script block from swapped figures), with the Chart.js the page loads
-// before this script, and draws the new canvases when htmx swaps in other figures. Chart.js styles the canvas through the CSSOM, which the CSP allows.
+// before this script, and draws the new canvases when htmx swaps in other figures. Chart.js styles the canvas
+// through the CSSOM, which the CSP allows.
 import type { Chart as ChartClass, ChartConfiguration } from "chart.js";
 
 declare const Chart: typeof ChartClass | undefined;
