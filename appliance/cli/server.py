@@ -48,6 +48,7 @@ def print_urls(settings: Settings) -> None:
     base = f"{scheme}://{settings.host}:{settings.port}"
     click.echo(f"health:   {base}/healthz")
     click.echo(f"API docs: {base}/docs")
+    click.echo(f"console:  {base}/console/")
     click.echo(f"sign in:  POST {base}/api/auth/login")
 
 
