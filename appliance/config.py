@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         "reverse proxy). Cookies are always Secure on HTTPS requests.",
     )
     rate_limit_per_minute: int = Field(
-        default=100, ge=1, description="API requests allowed per organisation per minute; more get 429."
+        default=100, ge=1, description="API requests allowed per organisation per minute (console pages: per person); more get 429."
     )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted, in bytes; larger ones get 413."

@@ -93,7 +93,10 @@ async def _signed_in(request: Request) -> Principal:
         principal = resolve_session(inst.db, inst.session_policy, token)
         await _check_csrf(request, principal)
     request.state.principal = principal
-    _limit(request, f"org:{principal.org_id}")
+    # The API's budget is the organisation's; console pages, paced by people, count per person, so that a busy
+    # team's inboxes (and an integration's API calls) never lock the other agents out of theirs.
+    console = request.url.path.startswith("/console/")
+    _limit(request, f"person:{principal.actor}" if console else f"org:{principal.org_id}")
     return principal
 
 

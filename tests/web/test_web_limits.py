@@ -1,4 +1,4 @@
-"""Rate limit per organisation, request-size limit, and the shape of errors."""
+"""Rate limit per organisation (console pages: per person), request-size limit, and the shape of errors."""
 
 from __future__ import annotations
 
@@ -49,6 +49,24 @@ def test_rate_limit_setting_is_honoured(tmp_path: Path) -> None:
     login(client, "admin@north.example")
     codes = [client.get("/api/auth/me").status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
+    inst.close()
+
+
+def test_console_pages_count_per_person_not_against_the_organisations_api_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 1000.0)  # no refills, however slow the box
+    inst = _two_org_instance(tmp_path, rate_limit_per_minute=5)
+    north = next(o.id for o in orgs.list_orgs(inst.db) if o.slug == "north")
+    users.add_user(inst.db, inst.passwords, cli_context(north), north, "agent@north.example", PASSWORD, "agent")
+    app = create_app(inst)
+    admin, agent = make_client(app), make_client(app)
+    login(admin, "admin@north.example")
+    login(agent, "agent@north.example")
+    assert [admin.get("/api/auth/me").status_code for _ in range(6)] == [200] * 5 + [429]
+    assert agent.get("/console/inbox").status_code == 200  # the organisation's API budget is spent; the console is not
+    assert [agent.get("/console/inbox").status_code for _ in range(5)] == [200] * 4 + [429]  # but each person's is
+    assert admin.get("/console/inbox").status_code == 200
     inst.close()
 
 
