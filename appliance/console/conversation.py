@@ -15,7 +15,7 @@ from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.conversations import inbox, notes, routing, views
 from appliance.conversations.flow import CLOSED_STATUSES
-from appliance.console.render import VIEW_CONVERSATIONS, ConsoleRoute, page, see_other
+from appliance.console.render import VIEW_CONVERSATIONS, ConsoleRoute, page, see_other, uncited
 from appliance.errors import NotFound
 from appliance.web.deps import Caller, client_addr, instance, requires, requires_any
 from appliance.web.routes.conversations import (
@@ -59,7 +59,7 @@ def _prefill(package: dict[str, Any], use: str) -> str:
             return str(chosen[0]["body"])
     if use == "blank":
         return ""
-    return str(package["handoff"]["suggestion"]["draft"] or "")
+    return uncited(package["handoff"]["suggestion"]["draft"])
 
 
 def _back_to(request: Request, principal: Principal, conversation_id: int, anchor: str = "") -> Response:

@@ -35,6 +35,7 @@ P = Permission
 VIEW_CONVERSATIONS = (P.VIEW_ALL_CONVERSATIONS, P.VIEW_ASSIGNED_CONVERSATIONS)
 LOGIN_PATH = "/console/login"
 HOME_PATH = "/console/"
+_MARK = re.compile(r" ?\[\d+\]")
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
@@ -71,6 +72,12 @@ def _when(iso: str | None) -> str:
     return f"{iso[:10]} {iso[11:16]} UTC" if iso and len(iso) >= 16 else (iso or "")
 
 
+def uncited(text: str | None) -> str:
+    """A drafted answer as an agent's reply: without its citation marks ([1]), which point to sources that a
+    person's message does not carry."""
+    return _MARK.sub("", text or "")
+
+
 def _words(value: str | None) -> str:
     text = (value or "").replace("_", " ")
     return text[:1].upper() + text[1:]
@@ -99,6 +106,7 @@ def _decimal(value: float | None, places: int = 1) -> str:
 
 _env = Environment(loader=PackageLoader("appliance.console", "templates"), autoescape=True,
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+_env.filters["uncited"] = uncited
 _env.filters["when"] = _when
 _env.filters["words"] = _words
 _env.filters["percent"] = _percent

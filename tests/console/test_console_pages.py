@@ -354,3 +354,11 @@ def test_take_over_reply_and_resolve_go_through_the_flow(world: World) -> None:
     assert {"conversation.assigned", "conversation.agent_replied", "conversation.resolved"} <= actions
     again = agent.post(f"{path}/takeover", data={"csrf_token": token})
     assert again.status_code == 409 and "resolved" in again.text  # a domain refusal is a page with its reason
+
+
+def test_a_drafted_answer_becomes_a_reply_without_its_citation_marks() -> None:
+    from appliance.console.render import uncited
+
+    draft = "1. Select **Forgot password?** [1]\n2. Choose a new one [2].\n\nThe link works once [12]."
+    assert uncited(draft) == "1. Select **Forgot password?**\n2. Choose a new one.\n\nThe link works once."
+    assert uncited(None) == ""

@@ -91,9 +91,10 @@ def test_a_refusal_offers_a_person_who_takes_over_and_a_reload_keeps_the_convers
         assert agent.post(f"/api/conversations/{conversation_id}/takeover").status_code == 200
         expect(page.locator("[data-part=notice]", has_text="Sam Agent")).to_be_visible(timeout=10_000)
         assert agent.post(f"/api/conversations/{conversation_id}/messages",
-                          json={"text": "Hello, I am Sam. Guide dogs are welcome."}).status_code == 201  # fmt: skip
+                          json={"text": "Hello, I am Sam. Guide dogs are **welcome**."}).status_code == 201  # fmt: skip
         reply = page.locator("[data-part=message][data-role=agent]")
         expect(reply).to_contain_text("Guide dogs are welcome", timeout=10_000)
+        expect(reply.locator("strong")).to_have_text("welcome")  # an agent's markdown, rendered
 
         page.reload()  # mid-conversation: the history comes back once, nothing doubled
         page.locator("[data-part=launcher]").click()

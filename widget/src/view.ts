@@ -219,13 +219,15 @@ export class View {
   message(m: Message): HTMLElement {
     if (m.role === "ai" && m.outcome === "notice") return this.notice(m.content, m.id) as HTMLElement;
     const who = m.role === "customer" ? S.you : m.role === "agent" ? m.agent || S.agent : S.assistant;
-    const el = this.bubble(m.role, who, m.role === "ai" ? "" : m.content);
+    // The customer's own words stay as typed; the assistant's and the agents' (often from an article) are markdown.
+    const el = this.bubble(m.role, who, m.role === "customer" ? m.content : "");
     el.setAttribute("data-id", String(m.id));
-    if (m.role !== "ai") return el;
+    if (m.role === "customer") return el;
     const urls = (m.sources || []).map((s) => safeUrl(s.url, this.origin));
     const tx = el.querySelector(".tx") as HTMLElement;
     tx.className = "tx md";
     tx.append(render(m.content, (n) => urls[n - 1] || null, (url) => safeUrl(url, this.origin)));
+    if (m.role !== "ai") return el;
     if (m.outcome === "refused") {
       const offer = h("button", { type: "button", "data-part": "human-offer" }, S.human);
       offer.addEventListener("click", () => this.act.human());
