@@ -13,12 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from appliance.auth import apikeys, users
+from appliance.auth import apikeys, mfa, users
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission, Role
 from appliance.console.render import ConsoleRoute, page, see_other
 from appliance.conversations import routing
-from appliance.errors import BadInput, Conflict
+from appliance.errors import BadInput, Conflict, NotFound
 from appliance.web.deps import client_addr, instance, requires, requires_any
 from appliance.web.routes.conversations import publish
 
@@ -46,7 +46,7 @@ def _page(request: Request, principal: Principal, *, status: int = 200, errors: 
     return page(request, "team.html", principal, status=status, **context)
 
 
-def _refused(request: Request, principal: Principal, part: str, exc: BadInput | Conflict) -> Response:
+def _refused(request: Request, principal: Principal, part: str, exc: BadInput | Conflict | NotFound) -> Response:
     return _page(request, principal, status=exc.status, errors={part: exc.message})
 
 
@@ -87,6 +87,18 @@ def disable_user(user_id: int, request: Request, principal: Principal = MANAGE_T
         users.disable_user(instance(request).db, principal.context(client_addr(request)), principal.org_id, user_id)
     except Refused as exc:
         return _refused(request, principal, "users", exc)
+    return see_other(f"{PATH}#users")
+
+
+@router.post("/users/{user_id}/mfa-reset")
+def reset_mfa(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> Response:
+    """A lost device: their two-step verification is removed (audited) and they set it up again."""
+    db = instance(request).db
+    try:
+        users.get_member(db, principal.org_id, user_id)
+    except NotFound as exc:
+        return _refused(request, principal, "users", exc)
+    mfa.disable(db, principal.context(client_addr(request)), user_id, reset=True)
     return see_other(f"{PATH}#users")
 
 

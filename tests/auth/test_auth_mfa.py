@@ -150,6 +150,16 @@ def test_an_administrator_resets_a_lost_device_and_an_unknown_role_is_refused(in
     with inst.db.read() as conn:
         assert conn.execute("SELECT count(*) FROM audit_events WHERE action = 'auth.mfa.changed'"
                             " AND details LIKE '%reset%'").fetchone()[0] == 1  # fmt: skip
+    turn_on(inst, person, email)  # lost again: this time reset from the console's team page
+    page = admin.get("/console/team")
+    assert "two-step on" in page.text and f'action="/console/team/users/{person}/mfa-reset"' in page.text
+    csrf = {"csrf_token": admin.headers["X-CSRF-Token"]}
+    other = member_id(inst, seed.south, Seed.email("agent", "south"))
+    turn_on(inst, other, Seed.email("agent", "south"))
+    assert admin.post(f"/console/team/users/{other}/mfa-reset", data=csrf).status_code == 404
+    assert mfa.is_enabled(inst.db, other)  # another organisation's person: untouched
+    assert admin.post(f"/console/team/users/{person}/mfa-reset", data=csrf, follow_redirects=False).status_code == 303
+    assert not mfa.is_enabled(inst.db, person)
     with pytest.raises(UnknownRole):
         init_instance(make_settings(tmp_path / "other", mfa_required_roles="agnet"), cli_context())
 

@@ -151,6 +151,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/console/account/mfa/setup"): SIGNED_IN,
     ("POST", "/console/account/mfa/enable"): SIGNED_IN,
     ("POST", "/console/account/mfa/disable"): SIGNED_IN,
+    ("POST", "/console/team/users/{user_id}/mfa-reset"): P.MANAGE_TEAM,
     # the web console (HTML pages and form posts)
     ("GET", "/console/login"): PUBLIC,
     ("POST", "/console/login"): PUBLIC,
