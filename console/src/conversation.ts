@@ -1,3 +1,4 @@
+import { banner } from "./alerts";
 import { csrfToken, h, safeUrl, shortTime } from "./dom";
 import { refresh } from "./refresh";
 import type { ConsoleSocket } from "./socket";
@@ -72,7 +73,14 @@ export class ConversationView {
 
   opened(reconnected: boolean): void {
     this.socket.send({ type: "watch", conversation_id: this.id });
-    if (reconnected) refresh();
+    if (!reconnected) return;
+    refresh();
+    // Frames sent while the socket was down are not replayed: the person reloads (an audited read of the
+    // transcript) when it suits them, so a half-typed reply is not lost.
+    banner("The live connection was lost for a while: messages that arrived meanwhile show after a reload.", {
+      href: location.pathname + location.search,
+      label: "Reload the conversation",
+    });
   }
 
   frame(frame: Frame): void {
