@@ -230,6 +230,12 @@ class Settings(BaseSettings):
         description="assistant: the answer engine replies to customers. echo: replies repeat the message at "
         "once; only for measuring the real-time hub (bench/chat_load.py).",
     )
+    redact_kinds: Annotated[list[str], NoDecode] = Field(
+        default=["pan", "iban", "us_ssn", "cvv", "nhs_number", "mrn"],
+        description="What is masked in customer and agent messages before they are stored, scored, answered or "
+        "sent to webhooks (comma-separated in the environment; empty turns redaction off): pan, iban, us_ssn, cvv, "
+        "nhs_number, mrn, email. An unknown kind stops the installation from opening. See docs/compliance.md.",
+    )
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Longest one webhook delivery attempt may take, in seconds."
     )
@@ -244,6 +250,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value  # the names are checked against the roles when the installation opens
+
+    @field_validator("redact_kinds", mode="before")
+    @classmethod
+    def _split_kinds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value  # the kinds are checked against the redaction rules when the installation opens
 
     @field_validator("metrics_allowed_networks", mode="before")
     @classmethod

@@ -511,6 +511,22 @@ class AgentReplied(AuditEvent):
 
 
 @dataclass(frozen=True)
+class MessageRedacted(AuditEvent):
+    """Card numbers, account numbers or identifiers were masked in a message before it was stored: which kinds and
+    how many of each (never the values, nor where they were)."""
+
+    name: ClassVar[str] = "conversation.message_redacted"
+    conversation_id: int
+    message_id: int
+    role: str  # customer | agent
+    counts: dict[str, int]
+
+    @property
+    def target(self) -> str:
+        return f"message:{self.message_id}"
+
+
+@dataclass(frozen=True)
 class NoteAdded(AuditEvent):
     """A person wrote an internal note on a conversation (ids only, never the text)."""
 

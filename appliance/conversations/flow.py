@@ -1,6 +1,9 @@
 """The conversation flow: a customer message in, the assistant's or a person's reply out, every state change
 stored, audited and announced.
 
+Card numbers, account numbers and health or national identifiers are masked in customer and agent messages
+before anything stores, scores or answers them (`redaction`); the message keeps the kinds and counts only.
+
 A customer message is committed before it is acknowledged (`receive`): with its sentiment, the conversation's
 topic, the customer's totals, the escalation decisions the rules took on it, and its webhook deliveries, in one
 transaction. A resend with the same client id from the same sender is recognised and changes nothing. The reply
@@ -23,13 +26,14 @@ from appliance.answering.engine import AnswerEngine
 from appliance.answering.types import Answer
 from appliance.audit.events import (
     AgentReplied, AnswerGiven, ConversationAssigned, ConversationEscalated, ConversationResolved,
-    ConversationStarted, Context, CsatSubmitted, EscalationDecided,
+    ConversationStarted, Context, CsatSubmitted, EscalationDecided, MessageRedacted,
 )  # fmt: skip
 from appliance.conversations import customers, events, routing
 from appliance.conversations.events import Event
 from appliance.conversations.policy import Decision, NoTriage, Signals, Triage
 from appliance.errors import Conflict, InvalidValue, NotFound, PayloadTooLarge
 from appliance.inference.base import TextScorer
+from appliance.redaction import Redacted, Redactor
 from appliance.store import Connection, Database, now_iso
 from appliance.webhooks import outbox
 
@@ -73,6 +77,11 @@ def _answered(conn: Connection, conversation_id: int, message_id: int) -> bool:
     return row is not None and row["role"] != "customer"
 
 
+def _counts(redacted: Redacted) -> str | None:
+    """The message's `redactions` column: kinds and counts of what was masked, never the values."""
+    return json.dumps(redacted.counts()) if redacted.changed else None
+
+
 def _insert(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
     row_id = conn.execute(sql, params).lastrowid
     assert row_id is not None
@@ -114,6 +123,7 @@ class Flow:
         self, db: Database, engine: Callable[[], AnswerEngine] | None, *, triage: Triage | None = None,
         sentiment: Callable[[], TextScorer | None] | None = None, topics: TopicClassifier | None = None,
         max_message_bytes: int = 4096, max_failed_attempts: int = 3, responder: str = "assistant",
+        redactor: Redactor | None = None,
     ) -> None:  # fmt: skip
         self.db = db
         self.engine = engine
@@ -123,6 +133,7 @@ class Flow:
         self.max_message_bytes = max_message_bytes
         self.max_failed_attempts = max_failed_attempts
         self.responder = responder
+        self.redactor = redactor if redactor is not None else Redactor()
         self._deliveries_queued = False
 
     def _enqueue(self, conn: Connection, org_id: int, event: str, data: dict[str, Any],
@@ -145,6 +156,11 @@ class Flow:
         if size > self.max_message_bytes:
             raise PayloadTooLarge(f"the message is {size} bytes; the limit is {self.max_message_bytes}")
         return text
+
+    def _audit_redaction(self, conn: Connection, ctx: Context, conversation_id: int, message_id: int, role: str,
+                         redacted: Redacted) -> None:  # fmt: skip
+        if redacted.changed:
+            audit.record(conn, ctx, MessageRedacted(conversation_id, message_id, role, redacted.counts()))
 
     def _duplicate(self, conn: Connection, org_id: int, sender: str, client_id: str | None) -> Received | None:
         if client_id is None:
@@ -180,6 +196,9 @@ class Flow:
         text = self.check_text(text)
         if client_id is not None and not 1 <= len(client_id) <= MAX_CLIENT_ID:
             raise InvalidValue(f"client_id must be 1-{MAX_CLIENT_ID} characters")
+        # Masked before anything sees it: sentiment, topic, rules, storage, webhooks and the answer's query.
+        redacted = self.redactor.redact(text)
+        text = redacted.text
         topic_needed = True
         with self.db.read() as conn:
             known = self._duplicate(conn, org_id, sender, client_id)
@@ -215,9 +234,10 @@ class Flow:
                 raise Conflict(f"conversation {conversation_id} is {row['status']}")
             message_id = _insert(
                 conn, "INSERT INTO messages (conversation_id, org_id, role, content, sender, client_id, sentiment,"
-                " sentiment_label, created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?, ?)",
-                (conversation_id, org_id, text, sender, client_id, sentiment, label, now),
+                " sentiment_label, redactions, created_at) VALUES (?, ?, 'customer', ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, org_id, text, sender, client_id, sentiment, label, _counts(redacted), now),
             )  # fmt: skip
+            self._audit_redaction(conn, ctx, conversation_id, message_id, "customer", redacted)
             conn.execute(
                 "UPDATE conversations SET updated_at = ?, sentiment = coalesce(?, sentiment),"
                 " sentiment_label = coalesce(?, sentiment_label), topic = coalesce(topic, ?) WHERE id = ?",
@@ -517,6 +537,8 @@ class Flow:
                     client_id: str | None = None) -> tuple[int, bool, list[Event]]:  # fmt: skip
         """A person's reply; the agent must have taken the conversation over. Returns (message id, duplicate)."""
         text = self.check_text(text)
+        redacted = self.redactor.redact(text)
+        text = redacted.text
         sender = f"user:{agent_id}"
         now = now_iso()
         with self.db.write() as conn:
@@ -529,11 +551,12 @@ class Flow:
             if row["handled_by"] != "agent" or row["assigned_agent_id"] != agent_id:
                 raise Conflict("take the conversation over before replying")
             message_id = _insert(conn, "INSERT INTO messages (conversation_id, org_id, role, content, sender, client_id,"
-                                       " created_at) VALUES (?, ?, 'agent', ?, ?, ?, ?)",
-                                 (conversation_id, org_id, text, sender, client_id, now))  # fmt: skip
+                                       " redactions, created_at) VALUES (?, ?, 'agent', ?, ?, ?, ?, ?)",
+                                 (conversation_id, org_id, text, sender, client_id, _counts(redacted), now))  # fmt: skip
             conn.execute("UPDATE conversations SET updated_at = ?, first_response_at = coalesce(first_response_at, ?)"
                          " WHERE id = ?", (now, now, conversation_id))  # fmt: skip
             audit.record(conn, ctx, AgentReplied(conversation_id, message_id))
+            self._audit_redaction(conn, ctx, conversation_id, message_id, "agent", redacted)
             return message_id, False, self._announce(conn, org_id, conversation_id, message_id, _user_name(conn, agent_id))
 
     def resolve(self, ctx: Context, org_id: int, conversation_id: int, visitor_id: str | None = None,

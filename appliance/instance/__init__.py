@@ -39,6 +39,7 @@ from appliance.conversations.widget import SESSION_KEY_PURPOSE, Sessions
 from appliance.errors import ApplianceError, ConfigError, DataDirError, ModelError
 from appliance.inference.base import Embedder, Generator, TextScorer
 from appliance.paths import DataPaths
+from appliance.redaction import Redactor
 from appliance.retrieval.dense import KEY_PURPOSE as DENSE_KEY_PURPOSE
 from appliance.retrieval.search import FusionConfig
 from appliance.retrieval.service import KnowledgeIndex
@@ -87,6 +88,7 @@ class Instance:
     _key: bytes = field(repr=False)
     passwords: Passwords = field(init=False)
     session_policy: SessionPolicy = field(init=False)
+    redactor: Redactor = field(init=False)
     _sentiment: tuple[TextScorer | None] | None = field(default=None, init=False, repr=False)
     _sentiment_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -97,6 +99,7 @@ class Instance:
             max_age=timedelta(hours=self.settings.session_max_hours),
             mfa_roles=frozenset(parse_role(r).value for r in self.settings.mfa_required_roles),
         )
+        self.redactor = Redactor.of(self.settings.redact_kinds)
 
     def signing_key(self) -> Ed25519PrivateKey:
         return load_signing_key(self.paths.audit_signing_key, self._key)
@@ -153,7 +156,7 @@ class Instance:
             triage=RulesTriage(settings.max_failed_attempts, settings.max_bot_turns),
             sentiment=self._sentiment_scorer, topics=self.topics.classify,
             max_message_bytes=settings.max_message_bytes, max_failed_attempts=settings.max_failed_attempts,
-            responder=settings.chat_responder,
+            responder=settings.chat_responder, redactor=self.redactor,
         )  # fmt: skip
 
     @functools.cached_property
@@ -279,6 +282,7 @@ class Instance:
 
 
 def init_instance(settings: Settings, ctx: Context, passphrase: str | None = None) -> Instance:
+    Redactor.of(settings.redact_kinds)  # a bad setting is refused before anything is created
     paths = DataPaths(settings.data_dir)
     if paths.database.exists() or paths.keys.exists():
         raise DataDirError(f"{paths.root} is already initialised")

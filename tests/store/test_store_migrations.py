@@ -121,12 +121,19 @@ def _seed_v11(conn: Connection) -> None:
                  " VALUES (1, 'JBSWY3DPEHPK3PXP', ?, 59000000, '[]', ?)", (NOW, NOW))  # fmt: skip
 
 
+def _seed_v12(conn: Connection) -> None:
+    conn.execute("INSERT INTO messages (conversation_id, org_id, role, content, sender, redactions, created_at)"
+                 " VALUES (1, 1, 'customer', 'card \u2022\u2022\u2022\u2022 1111', 'visitor:v', '{\"pan\": 1}', ?)",
+                 (NOW,))  # fmt: skip
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
     1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
     9: _seed_v9,
     10: _seed_v10,
     11: _seed_v11,
+    12: _seed_v12,
 }  # fmt: skip
 
 

@@ -65,7 +65,7 @@ export interface Stored {
 
 export type Frame =
   | { type: "ready"; expires: number; customer_id: number | null }
-  | { type: "ack"; client_id: string; message_id: number; conversation_id: number; duplicate: boolean; reply_id: number | null }
+  | { type: "ack"; client_id: string; message_id: number; conversation_id: number; duplicate: boolean; reply_id: number | null; text: string }
   | ({ type: "history"; messages: Message[] } & State)
   | ({ type: "status" } & State)
   | { type: "message"; message: Message }

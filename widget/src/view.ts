@@ -195,6 +195,12 @@ export class View {
     el.querySelector(".meta")?.remove();
   }
 
+  /** The customer's message as the appliance stored it (masked where it held a card number or an identifier). */
+  stored(el: HTMLElement, text: string): void {
+    const tx = el.querySelector(".tx");
+    if (tx && tx.textContent !== text) tx.textContent = text;
+  }
+
   failed(el: HTMLElement): void {
     el.setAttribute("data-pending", "false");
     el.setAttribute("data-failed", "true");

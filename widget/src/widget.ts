@@ -246,6 +246,8 @@ export class Widget {
         }
         const el = this.byClientId.get(f.client_id);
         if (el && !el.hasAttribute("data-id")) this.bind(el, f.message_id);
+        // The bubble shows what was stored: a card number or an identifier the customer typed, masked.
+        if (el && typeof f.text === "string") this.view.stored(el, f.text);
         // A resent message that was stored before its ack was lost: its reply went to the lost connection, and
         // without a conversation to resume on reconnecting, nothing else brings it.
         if (f.duplicate && f.reply_id != null && !this.byId.has(f.reply_id)) this.resume();
@@ -301,6 +303,7 @@ export class Widget {
     if (own) {
       this.pending = this.pending.filter((p) => p.clientId !== m.client_id);
       this.bind(own, m.id);
+      this.view.stored(own, m.content);
     } else {
       const el = this.view.message(m);
       this.byId.set(m.id, el);

@@ -7,8 +7,8 @@ with {"type": "ready"}, or an error and close code 4401); then:
   {"type": "resume", "conversation_id": N, "after": LAST_SEEN_MESSAGE_ID}
   {"type": "human", "conversation_id": N}        {"type": "typing", "conversation_id": N}
   {"type": "feedback", "message_id": N, "value": "up" | "down"}                    {"type": "ping"}
-Server → widget: ack {client_id, message_id, conversation_id, duplicate} (sent only after the message is
-committed), history {messages after `after`, status, agent}, delta {conversation_id, text} (streamed answer),
+Server → widget: ack {client_id, message_id, conversation_id, duplicate, reply_id, text: the message as stored,
+card numbers and identifiers masked} (sent only after the message is committed), history {messages after `after`, status, agent}, delta {conversation_id, text} (streamed answer),
 message, status, agent_joined, agent_left, typing, error {code, message, client_id}, pong.
 Console → server: {"type": "watch" | "unwatch", "conversation_id": N}, {"type": "typing", "conversation_id": N}.
 Server → console: queue {conversations waiting in my teams' queues, sent on connect}, queue_alert, assigned,
@@ -238,7 +238,7 @@ class WidgetSocket:
         self.follow(received.conversation_id)
         self.sub.push({"type": "ack", "client_id": client_id, "message_id": received.message_id,
                        "conversation_id": received.conversation_id, "duplicate": received.duplicate,
-                       "reply_id": received.reply_id})  # fmt: skip
+                       "reply_id": received.reply_id, "text": received.text})  # fmt: skip
         self.hub.publish(received.events)
         if not received.answer_needed:
             await self.deliver()
