@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,15 @@ def test_gap_cluster_bench_scores_the_clustering_on_labelled_questions(onnx_dir:
     loose, tight = report["rows"][0], report["rows"][-1]  # the lowest and the highest threshold
     assert loose["clusters"] <= tight["clusters"] <= 40
     assert loose["recall"] >= tight["recall"] and all(0 <= r["precision"] <= 1 for r in report["rows"])
+
+
+def test_redaction_bench_runs_and_prints_one_json_object() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/redaction.py", "--limit", "20", "--reps", "1", "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code, whatever the environment installed
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert report["kinds"] == ["pan", "iban", "us_ssn", "cvv", "nhs_number", "mrn"]
+    for figures in report["sets"].values():
+        assert "missing" in figures or (figures["messages"] == 20 and figures["messages_per_s"] > 0)
