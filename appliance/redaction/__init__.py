@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from appliance.errors import ConfigError
-from appliance.redaction.rules import BULLET, FINDERS, Span
+from appliance.redaction.rules import BULLET, DIGIT, FINDERS, NEEDS_DIGIT, Span
 
 KINDS = tuple(FINDERS)
 DEFAULT_KINDS = ("pan", "iban", "us_ssn", "cvv", "nhs_number", "mrn")
@@ -60,7 +60,10 @@ class Redactor:
 
     def redact(self, text: str) -> Redacted:
         spans: list[tuple[Span, str]] = []
+        digits = DIGIT.search(text) is not None
         for kind in self.kinds:
+            if kind in NEEDS_DIGIT and not digits:
+                continue
             spans.extend((span, kind) for span in FINDERS[kind](text))
         # Overlaps (a CVV rule seeing the end of a card number): the earliest span wins, then the longest, then
         # the kind listed first.

@@ -37,10 +37,14 @@ def _bullets(value: str, keep: int = 0) -> str:
 
 
 # -- pan: payment card numbers --------------------------------------------------------------------------------
-# A run of 13-19 digits, bare or in groups of 3-6 split by one space or one dash, standing alone: no word, digit,
-# decimal point or slash touches it (so 1234.56, 2024/01/15, a longer account number or an order id like
-# ORD-4111111111111111 are not candidates).
-_PAN = re.compile(r"(?<![\w.,/-])(?<!\d[ -])(?:\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){1,5})(?![\w/-])(?![.,]\d)(?! \d)")
+# A run of digit groups split by single spaces or dashes, starting where no word, digit, decimal point or slash
+# touches it. The card is the whole run, or the run without a last group of 1-4 digits that the customer typed
+# after a space (an expiry or a security code: "4111 1111 1111 1111 12/27 123"); it is 13-19 digits, bare or in groups of
+# 3-6, and what follows it is no word, slash or decimal part (so 1234.56, 2024/01/15, a longer account number or an
+# order id like ORD-4111111111111111 are not cards).
+_DIGIT_RUN = re.compile(r"(?<![\w.,/-])(?<!\d[ -])\d+(?:[ -]\d+)*")
+_CARD_SHAPE = re.compile(r"\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){1,5}")
+_CARD_END = re.compile(r"(?![\w/-])(?![.,]\d)")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -60,17 +64,32 @@ def _pan_mask(digits: str) -> str:
     return " ".join([*groups, digits[-4:]])
 
 
+def _card(value: str) -> str | None:
+    """The card's digits, when `value` is shaped like a card number and passes its checks."""
+    separators = {c for c in value if not c.isdigit()}
+    digits = re.sub(r"\D", "", value)
+    # One kind of separator (4111 1111-1111 1111 is a list of numbers, not a card); an IIN that card schemes issue
+    # (2: Mastercard 2-series, 3: Amex/Diners/JCB, 4: Visa, 5: Mastercard, 6: Discover/UnionPay/Maestro), which
+    # leaves out phone numbers in international form (+1.., +44.., 0..) and most reference numbers.
+    if len(separators) > 1 or not _CARD_SHAPE.fullmatch(value) or digits[0] not in "23456" or not luhn_valid(digits):
+        return None
+    return digits
+
+
+def _card_ends(run: re.Match[str]) -> Iterator[int]:
+    yield run.end()
+    last = run.group().rfind(" ")
+    if last > 0 and run.end() - (run.start() + last + 1) <= 4:
+        yield run.start() + last
+
+
 def find_pan(text: str) -> Iterator[Span]:
-    for m in _PAN.finditer(text):
-        value = m.group()
-        separators = {c for c in value if not c.isdigit()}
-        digits = re.sub(r"\D", "", value)
-        # One kind of separator (4111 1111-1111 1111 is a list of numbers, not a card); an IIN that card schemes
-        # issue (2: Mastercard 2-series, 3: Amex/Diners/JCB, 4: Visa, 5: Mastercard, 6: Discover/UnionPay/Maestro),
-        # which leaves out phone numbers in international form (+1.., +44.., 0..) and most reference numbers.
-        if len(separators) > 1 or not 13 <= len(digits) <= 19 or digits[0] not in "23456" or not luhn_valid(digits):
-            continue
-        yield Span(m.start(), m.end(), _pan_mask(digits))
+    for run in _DIGIT_RUN.finditer(text):
+        for end in _card_ends(run):
+            digits = _card(text[run.start():end])
+            if digits is not None and _CARD_END.match(text, end):
+                yield Span(run.start(), end, _pan_mask(digits))
+                break
 
 
 # -- iban ------------------------------------------------------------------------------------------------------
@@ -144,11 +163,16 @@ def find_us_ssn(text: str) -> Iterator[Span]:
 
 # -- cvv -------------------------------------------------------------------------------------------------------
 _CVV = _after(r"cvv2?|cvc2?|cid|csc|security\s+code|card\s+verification(?:\s+(?:code|value|number))?", r"\d{3,4}")
+# Right after a card number, with or without its expiry between: what a customer pastes from the card itself.
+_AFTER_CARD = re.compile(r"[ ,;]{1,3}(?:(?:0[1-9]|1[0-2]) ?/ ?(?:20)?\d{2}[ ,;]{1,3})?(?P<value>\d{3,4})(?![\w/-])(?![.,]\d)")
 
 
 def find_cvv(text: str) -> Iterator[Span]:
     for m in _CVV.finditer(text):
         yield Span(m.start("value"), m.end("value"), _bullets(m.group("value")))
+    for card in find_pan(text):
+        if (after := _AFTER_CARD.match(text, card.end)) is not None:
+            yield Span(after.start("value"), after.end("value"), _bullets(after.group("value")))
 
 
 # -- nhs_number ------------------------------------------------------------------------------------------------
@@ -190,6 +214,10 @@ def find_email(text: str) -> Iterator[Span]:
     for m in _EMAIL.finditer(text):
         yield Span(m.start(), m.end(), BULLET * 3)
 
+
+# Every kind but email masks something with a digit in it: a message without one (most are) skips them all.
+NEEDS_DIGIT = frozenset({"pan", "iban", "us_ssn", "cvv", "nhs_number", "mrn"})
+DIGIT = re.compile(r"\d")
 
 FINDERS: dict[str, Finder] = {
     "pan": find_pan, "iban": find_iban, "us_ssn": find_us_ssn, "cvv": find_cvv, "nhs_number": find_nhs_number,
