@@ -81,8 +81,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["sets"][name] = {
             "messages": len(texts), "chars_mean": round(sum(map(len, texts)) / len(texts), 1),
             "messages_per_s": round(rate), "us_per_message": round(1e6 / rate, 1) if rate else None,
-            "with_digits": len(with_digits), "us_per_message_with_digits": round(1e6 / digit_rate, 1) if digit_rate else None,
-            "with_numbers": sum(bool(NUMBER.search(t)) for t in texts), "messages_with_findings": len(found), "findings": {k: counts[k] for k in redactor.kinds},
+            "with_digits": len(with_digits),
+            "us_per_message_with_digits": round(1e6 / digit_rate, 1) if digit_rate else None,
+            "with_numbers": sum(bool(NUMBER.search(t)) for t in texts), "messages_with_findings": len(found),
+            "findings": {k: counts[k] for k in redactor.kinds},
             "masked_examples": [f["masked"] for f in found if set(f["kinds"]) != {"pan"}][: args.examples],
         }  # fmt: skip
     return report
@@ -106,10 +108,10 @@ def main() -> None:
         if "missing" in got:
             print(f"{name}: missing ({got['missing']})")
             continue
-        print(f"{name}: {got['messages']} messages (mean {got['chars_mean']} chars), {got['messages_per_s']} messages/s "
-              f"({got['us_per_message']} us each; {got['us_per_message_with_digits']} us for each of the {got['with_digits']} holding "
-              f"a digit); {got['with_numbers']} with a three-digit number, {got['messages_with_findings']} with findings "
-              f"{got['findings']}")  # fmt: skip
+        print(f"{name}: {got['messages']} messages (mean {got['chars_mean']} chars), {got['messages_per_s']} "
+              f"messages/s ({got['us_per_message']} us each; {got['us_per_message_with_digits']} us for each of the "
+              f"{got['with_digits']} holding a digit); {got['with_numbers']} with a three-digit number, "
+              f"{got['messages_with_findings']} with findings {got['findings']}")  # fmt: skip
         for masked in got["masked_examples"]:
             print(f"    {masked}")
 

@@ -119,7 +119,7 @@ def test_redaction_bench_runs_and_prints_one_json_object() -> None:
     out = subprocess.run(
         [sys.executable, "bench/redaction.py", "--limit", "20", "--reps", "1", "--json"],
         cwd=ROOT, capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code, whatever the environment installed
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's code, whatever the environment has installed
     )  # fmt: skip
     report = json.loads(out.stdout)
     assert report["kinds"] == ["pan", "iban", "us_ssn", "cvv", "nhs_number", "mrn"]

@@ -550,9 +550,11 @@ class Flow:
                 raise Conflict(f"conversation {conversation_id} is {row['status']}")
             if row["handled_by"] != "agent" or row["assigned_agent_id"] != agent_id:
                 raise Conflict("take the conversation over before replying")
-            message_id = _insert(conn, "INSERT INTO messages (conversation_id, org_id, role, content, sender, client_id,"
-                                       " redactions, created_at) VALUES (?, ?, 'agent', ?, ?, ?, ?, ?)",
-                                 (conversation_id, org_id, text, sender, client_id, _counts(redacted), now))  # fmt: skip
+            message_id = _insert(
+                conn, "INSERT INTO messages (conversation_id, org_id, role, content, sender, client_id, redactions,"
+                " created_at) VALUES (?, ?, 'agent', ?, ?, ?, ?, ?)",
+                (conversation_id, org_id, text, sender, client_id, _counts(redacted), now),
+            )  # fmt: skip
             conn.execute("UPDATE conversations SET updated_at = ?, first_response_at = coalesce(first_response_at, ?)"
                          " WHERE id = ?", (now, now, conversation_id))  # fmt: skip
             audit.record(conn, ctx, AgentReplied(conversation_id, message_id))

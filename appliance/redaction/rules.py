@@ -37,12 +37,12 @@ def _bullets(value: str, keep: int = 0) -> str:
 
 
 # -- pan: payment card numbers --------------------------------------------------------------------------------
-# A run of digit groups split by single spaces or dashes, starting where no word, digit, decimal point or slash
-# touches it. The card is the whole run, or the run without a last group of 1-4 digits that the customer typed
-# after a space (an expiry or a security code: "4111 1111 1111 1111 12/27 123"); it is 13-19 digits, bare or in groups of
-# 3-6, and what follows it is no word, slash or decimal part (so 1234.56, 2024/01/15, a longer account number or an
-# order id like ORD-4111111111111111 are not cards).
-_DIGIT_RUN = re.compile(r"(?<![\w.,/-])(?<!\d[ -])\d+(?:[ -]\d+)*")
+# A run of digit groups split by single spaces or dashes, starting where no word, digit, decimal point, slash or
+# plus sign touches it. The card is the whole run, or the run without a last group of 1-4 digits that the customer
+# typed after a space (an expiry or a security code: "4111 1111 1111 1111 12/27 123"); it is 13-19 digits, bare or
+# in groups of 3-6, and what follows it is no word, slash or decimal part (so 1234.56, 2024/01/15, +44 phone
+# numbers, a longer account number or an order id like ORD-4111111111111111 are not cards).
+_DIGIT_RUN = re.compile(r"(?<![\w.,/+-])(?<!\d[ -])\d+(?:[ -]\d+)*")
 _CARD_SHAPE = re.compile(r"\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){1,5}")
 _CARD_END = re.compile(r"(?![\w/-])(?![.,]\d)")
 
@@ -164,7 +164,9 @@ def find_us_ssn(text: str) -> Iterator[Span]:
 # -- cvv -------------------------------------------------------------------------------------------------------
 _CVV = _after(r"cvv2?|cvc2?|cid|csc|security\s+code|card\s+verification(?:\s+(?:code|value|number))?", r"\d{3,4}")
 # Right after a card number, with or without its expiry between: what a customer pastes from the card itself.
-_AFTER_CARD = re.compile(r"[ ,;]{1,3}(?:(?:0[1-9]|1[0-2]) ?/ ?(?:20)?\d{2}[ ,;]{1,3})?(?P<value>\d{3,4})(?![\w/-])(?![.,]\d)")
+_AFTER_CARD = re.compile(
+    r"[ ,;]{1,3}(?:(?:0[1-9]|1[0-2]) ?/ ?(?:20)?\d{2}[ ,;]{1,3})?(?P<value>\d{3,4})(?![\w/-])(?![.,]\d)"
+)
 
 
 def find_cvv(text: str) -> Iterator[Span]:

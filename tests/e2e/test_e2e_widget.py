@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from appliance.inference.embedders import OnnxEmbedder
 from appliance.instance import Instance
+from appliance.redaction import BULLET
 from appliance.web.app import create_app
 from tests.conversations.live import serve
 from tests.e2e.browser import chromium, demo_org
@@ -58,6 +59,26 @@ def test_a_demo_question_gets_a_cited_answer_with_its_confidence(demo_site: str)
         expect(page.locator("[data-part=message][data-provisional]")).to_have_count(0)
         expect(page.locator("[data-part=message][data-role=ai]")).to_have_count(1)
     assert problems == []  # nothing refused by the page's CSP, no script errors
+
+
+def test_a_card_number_the_customer_types_is_shown_as_stored_masked(demo_site: str) -> None:
+    masked = f"Was my card {BULLET * 4} {BULLET * 4} {BULLET * 4} 1111 charged twice?"
+    problems: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        open_widget(page, demo_site, problems)
+        page.locator("[data-part=input]").fill("Was my card 4111 1111 1111 1111 charged twice?")
+        page.locator("[data-part=input]").press("Enter")
+        mine = page.locator("[data-part=message][data-role=customer]")
+        expect(mine).to_have_attribute("data-pending", "false", timeout=30_000)
+        expect(mine.locator("[data-part=text]")).to_have_text(masked)  # the ack's stored text replaces the typed one
+        expect(page.locator("[data-part=message][data-role=ai]").first).to_be_visible(timeout=30_000)
+        page.reload()
+        page.locator("[data-part=launcher]").click()
+        shown = page.locator("[data-part=message][data-role=customer] [data-part=text]")
+        expect(shown).to_have_text(masked, timeout=10_000)
+        assert "4111 1111" not in page.content()
+    assert problems == []
 
 
 def test_a_refusal_offers_a_person_who_takes_over_and_a_reload_keeps_the_conversation(

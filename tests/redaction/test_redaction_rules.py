@@ -52,6 +52,7 @@ KEPT = [
     "account 41111111111111111111",  # 20 digits: longer than any card
     "4111111111111111.50",  # an amount
     "call me on +44 20 7946 0958 or 020 7946 0958",
+    "mobile +4111111111111111",  # Luhn-valid after a plus sign: a phone number
     "call 555-123-4567 or (555) 123-4567",
     "I was charged 1234.56 and 1,234.56 twice",
     "on 2024-01-15, 15/01/2024 and 01.15.2024",
