@@ -71,7 +71,9 @@ def _card(value: str) -> str | None:
     # One kind of separator (4111 1111-1111 1111 is a list of numbers, not a card); an IIN that card schemes issue
     # (2: Mastercard 2-series, 3: Amex/Diners/JCB, 4: Visa, 5: Mastercard, 6: Discover/UnionPay/Maestro), which
     # leaves out phone numbers in international form (+1.., +44.., 0..) and most reference numbers.
-    if len(separators) > 1 or not _CARD_SHAPE.fullmatch(value) or digits[0] not in "23456" or not luhn_valid(digits):
+    if len(separators) > 1 or not 13 <= len(digits) <= 19 or not _CARD_SHAPE.fullmatch(value):
+        return None
+    if digits[0] not in "23456" or not luhn_valid(digits):
         return None
     return digits
 

@@ -54,6 +54,8 @@ KEPT = [
     "call me on +44 20 7946 0958 or 020 7946 0958",
     "mobile +4111111111111111",  # Luhn-valid after a plus sign: a phone number
     "call 555-123-4567 or (555) 123-4567",
+    "call the support line on 555-0199 [2].",  # Luhn-valid, but seven digits
+    "codes 4111 1111 and 2222 4444",
     "I was charged 1234.56 and 1,234.56 twice",
     "on 2024-01-15, 15/01/2024 and 01.15.2024",
     "tracking 1Z999AA10123456784 and 9400 1000 0000 0000 0000 00",
