@@ -8,8 +8,9 @@ with {"type": "ready"}, or an error and close code 4401); then:
   {"type": "human", "conversation_id": N}        {"type": "typing", "conversation_id": N}
   {"type": "feedback", "message_id": N, "value": "up" | "down"}                    {"type": "ping"}
 Server → widget: ack {client_id, message_id, conversation_id, duplicate, reply_id, text: the message as stored,
-card numbers and identifiers masked} (sent only after the message is committed), history {messages after `after`, status, agent}, delta {conversation_id, text} (streamed answer),
-message, status, agent_joined, agent_left, typing, error {code, message, client_id}, pong.
+card numbers and identifiers masked} (sent only after the message is committed), history {messages after `after`,
+status, agent}, delta {conversation_id, text} (streamed answer), message, status, agent_joined, agent_left, typing,
+error {code, message, client_id}, pong.
 Console → server: {"type": "watch" | "unwatch", "conversation_id": N}, {"type": "typing", "conversation_id": N}.
 Server → console: queue {conversations waiting in my teams' queues, sent on connect}, queue_alert, assigned,
 conversation (list updates, for roles that see all), and the watched conversations' frames.
