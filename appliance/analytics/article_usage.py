@@ -1,8 +1,9 @@
-"""How one article is used by the assistant, read from the stored AI answers: how many cited it, how many of those
-the customer marked helpful (thumbs up) or not (thumbs down), and the latest thumbs-down answers.
+"""How one article is used: views of its help-centre page (a count kept on the article, nothing about who), and from
+the stored AI answers how many cited it, how many of those the customer marked helpful (thumbs up) or not (thumbs
+down), and the latest thumbs-down answers.
 
-Answers are the only record: article views are not counted anywhere yet, so there is no view figure. The figures
-cover the messages retention has kept (conversation_retention_days), not the article's whole life.
+The answer figures cover the messages retention has kept (conversation_retention_days); the view count covers the
+article's whole life.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class DisputedAnswer:
 
 @dataclass(frozen=True)
 class ArticleUsage:
+    views: int  # help-centre page views
     citations: int
     helpful: int
     not_helpful: int
@@ -37,6 +39,7 @@ class ArticleUsage:
 
 def article_usage(db: Database, org_id: int, article_id: int, limit: int = 10) -> ArticleUsage:
     with db.read() as conn:
+        viewed = conn.execute("SELECT views FROM articles WHERE org_id = ? AND id = ?", (org_id, article_id)).fetchone()
         row = conn.execute(
             "SELECT count(*), coalesce(sum(m.feedback = 'up'), 0), coalesce(sum(m.feedback = 'down'), 0) " + _CITING,
             (org_id, article_id),
@@ -46,7 +49,7 @@ def article_usage(db: Database, org_id: int, article_id: int, limit: int = 10) -
             + " AND m.feedback = 'down' ORDER BY m.id DESC LIMIT ?", (org_id, article_id, limit),
         ).fetchall()  # fmt: skip
     disputed = [DisputedAnswer(int(r[0]), int(r[1]), str(r[2]), _excerpt(str(r[3]))) for r in down]
-    return ArticleUsage(int(row[0]), int(row[1]), int(row[2]), disputed)
+    return ArticleUsage(int(viewed[0]) if viewed else 0, int(row[0]), int(row[1]), int(row[2]), disputed)
 
 
 def _excerpt(text: str) -> str:

@@ -300,6 +300,12 @@ def published_version(db: Database, org_id: int, article_id: int) -> ArticleVers
     return get_version(db, org_id, article_id, row["published_version"])
 
 
+def count_view(db: Database, org_id: int, article_id: int) -> None:
+    """One more view of the article's help-centre page (a count only: nothing about who viewed it)."""
+    with db.write() as conn:
+        conn.execute("UPDATE articles SET views = views + 1 WHERE org_id = ? AND id = ?", (org_id, article_id))
+
+
 def list_published(db: Database, org_id: int) -> list[ArticleVersion]:
     with db.read() as conn:
         rows = conn.execute(

@@ -294,9 +294,11 @@ def test_the_article_page_shows_what_answers_say_about_it(inst: Instance, seed: 
                          " VALUES (?, ?, 'ai', ?, ?, ?, ?)", (conversation, seed.north, text,
                                                                 json.dumps([{"article_id": cited}]), feedback,
                                                                 now_iso()))  # fmt: skip
+    for _ in range(2):
+        articles.count_view(inst.db, seed.north, article.id)
     editor, _ = console(inst, "knowledge_editor")
     page = editor.get(f"/console/knowledge/{article.id}").text
     figures = dict(re.findall(r"<dt>([^<]+)</dt><dd>(\d+)</dd>", page))
-    assert figures == {"Answers citing it": "3", "Marked helpful": "1", "Marked not helpful": "1"}
+    assert figures == {"Help-centre page views": "2", "Answers citing it": "3", "Marked helpful": "1",
+                       "Marked not helpful": "1"}  # fmt: skip
     assert "Fees are listed." in page and "We open at nine." not in page
-    assert "Page views" in page  # said plainly: there is no view count

@@ -74,6 +74,8 @@ def test_only_the_published_version_is_ever_served(inst: Instance, seed: Seed) -
     editor.post(f"/api/knowledge/{article['id']}/status", json={"status": "published"})
     assert "DRAFT-ONLY" in public.get(url).text
 
+    with inst.db.read() as conn:  # each page served counted once; the draft's 404 not at all
+        assert conn.execute("SELECT views FROM articles WHERE id = ?", (article["id"],)).fetchone()[0] == 3
     editor.post(f"/api/knowledge/{article['id']}/status", json={"status": "archived"})
     assert public.get(url).status_code == 404  # archived: withdrawn entirely
     assert public.get(f"/help/south/articles/{article['id']}").status_code == 404  # another org's URL

@@ -208,7 +208,9 @@ async def import_articles(request: Request, principal: Principal = MANAGE_KB) ->
 )
 def help_article(org_slug: str, article_id: int, request: Request) -> HTMLResponse:
     db = instance(request).db
-    version = articles.published_version(db, get_org_by_slug(db, org_slug).id, article_id)
+    org_id = get_org_by_slug(db, org_slug).id
+    version = articles.published_version(db, org_id, article_id)
+    articles.count_view(db, org_id, article_id)
     page = (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(version.title)}</title></head><body><main><article>"
