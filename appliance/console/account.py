@@ -8,31 +8,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from appliance.auth import mfa, users
+from appliance.auth import mfa
 from appliance.auth.principal import Principal
 from appliance.console.render import ConsoleRoute, page
-from appliance.errors import ApplianceError, InvalidCredentials
+from appliance.errors import ApplianceError
 from appliance.web.deps import client_addr, instance, signed_in
+from appliance.web.routes.auth import person, turn_off_mfa
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 PATH = "/console/account"
 Code = Annotated[str, Form(max_length=40)]
 
 
-def _person(principal: Principal) -> int:
-    if principal.kind != "user" or principal.email is None:
-        raise InvalidCredentials("API keys have no account page")
-    return principal.id
-
-
 def _account(request: Request, principal: Principal, *, status: int = 200, error: str | None = None,
              enrolment: mfa.Enrolment | None = None, recovery: list[str] | None = None) -> Response:  # fmt: skip
-    db, person = instance(request).db, _person(principal)
-    enabled = mfa.is_enabled(db, person)
+    db, user_id = instance(request).db, person(principal)
+    enabled = mfa.is_enabled(db, user_id)
     if enrolment is None and not enabled:
-        enrolment = mfa.pending(db, person, str(principal.email))
+        enrolment = mfa.pending(db, user_id, str(principal.email))
     return page(request, "account.html", principal, status=status, error=error, enrolment=enrolment,
-                recovery=recovery, enabled=enabled, left=mfa.recovery_left(db, person))  # fmt: skip
+                recovery=recovery, enabled=enabled, left=mfa.recovery_left(db, user_id))  # fmt: skip
 
 
 @router.get("/account")
@@ -44,7 +39,7 @@ def account(request: Request, principal: Principal = Depends(signed_in)) -> Resp
 def setup(request: Request, principal: Principal = Depends(signed_in)) -> Response:
     ctx = principal.context(client_addr(request))
     try:
-        enrolment = mfa.begin(instance(request).db, ctx, _person(principal), str(principal.email))
+        enrolment = mfa.begin(instance(request).db, ctx, person(principal), str(principal.email))
     except ApplianceError as exc:
         return _account(request, principal, status=exc.status, error=exc.message)
     return _account(request, principal, enrolment=enrolment)
@@ -54,7 +49,7 @@ def setup(request: Request, principal: Principal = Depends(signed_in)) -> Respon
 def enable(request: Request, code: Code, principal: Principal = Depends(signed_in)) -> Response:
     ctx = principal.context(client_addr(request))
     try:
-        codes = mfa.enable(instance(request).db, ctx, _person(principal), code)
+        codes = mfa.enable(instance(request).db, ctx, person(principal), code)
     except ApplianceError as exc:
         return _account(request, principal, status=exc.status, error=exc.message)
     return _account(request, principal, recovery=codes)
@@ -63,12 +58,8 @@ def enable(request: Request, code: Code, principal: Principal = Depends(signed_i
 @router.post("/account/mfa/disable")
 def disable(request: Request, password: Annotated[str, Form(max_length=1024)], code: Code,
             principal: Principal = Depends(signed_in)) -> Response:  # fmt: skip
-    inst, person = instance(request), _person(principal)
-    ctx = principal.context(client_addr(request))
     try:
-        users.check_password(inst.db, inst.passwords, person, password)
-        mfa.check(inst.db, ctx, person, code)
+        turn_off_mfa(request, principal, password, code)
     except ApplianceError as exc:
         return _account(request, principal, status=exc.status, error=exc.message)
-    mfa.disable(inst.db, ctx, person)
     return _account(request, principal)

@@ -190,3 +190,12 @@ def test_the_console_signs_in_with_a_code_and_sets_it_up_on_the_account_page(ins
     done = other.post("/console/login", data={"email": email, "password": PASSWORD, "csrf_token": token,
                                               "code": next_code(secret)}, follow_redirects=False)  # fmt: skip
     assert done.status_code == 303 and "appliance_session" in done.headers.get("set-cookie", "")
+
+    recovery = re.findall(r"<li><code>([0-9a-f]{6}-[0-9a-f]{6})</code></li>", on.text)
+    person = member_id(inst, seed.north, email)
+    wrong = client.post("/console/account/mfa/disable", data={"csrf_token": csrf, "password": "not the password",
+                                                              "code": recovery[0]})  # fmt: skip
+    assert wrong.status_code == 401 and mfa.is_enabled(inst.db, person)
+    off = client.post("/console/account/mfa/disable", data={"csrf_token": csrf, "password": PASSWORD,
+                                                            "code": recovery[0]})  # fmt: skip
+    assert off.status_code == 200 and not mfa.is_enabled(inst.db, person) and "Set up two-step" in off.text

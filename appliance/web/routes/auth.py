@@ -126,29 +126,36 @@ class MfaOff(BaseModel):
     code: str = Field(max_length=40)
 
 
-def _person(principal: Principal) -> int:
+def person(principal: Principal) -> int:
+    """The signed-in person's user id; API keys have no two-step verification."""
     if principal.kind != "user" or principal.email is None:
         raise InvalidCredentials("API keys have no two-step verification")
     return principal.id
 
 
+def turn_off_mfa(request: Request, principal: Principal, password: str, code: str) -> None:
+    """Two-step verification off, with the password and a current code; the console's Account page calls it too."""
+    inst, user_id = instance(request), person(principal)
+    users.check_password(inst.db, inst.passwords, user_id, password)
+    ctx = principal.context(client_addr(request))
+    mfa.check(inst.db, ctx, user_id, code)
+    mfa.disable(inst.db, ctx, user_id)
+
+
 @router.post("/mfa/setup", summary="Start two-step verification: a new secret, its otpauth address and QR code")
 def mfa_setup(request: Request, principal: Principal = Depends(signed_in)) -> dict[str, str]:
-    enrolment = mfa.begin(instance(request).db, principal.context(client_addr(request)), _person(principal),
+    enrolment = mfa.begin(instance(request).db, principal.context(client_addr(request)), person(principal),
                           str(principal.email))  # fmt: skip
     return {"secret": enrolment.secret, "otpauth_uri": enrolment.uri, "qr_svg": enrolment.qr_svg}
 
 
 @router.post("/mfa/enable", summary="Turn two-step verification on with a first code; returns recovery codes once")
 def mfa_enable(body: MfaCode, request: Request, principal: Principal = Depends(signed_in)) -> dict[str, Any]:
-    codes = mfa.enable(instance(request).db, principal.context(client_addr(request)), _person(principal), body.code)
+    codes = mfa.enable(instance(request).db, principal.context(client_addr(request)), person(principal), body.code)
     return {"enabled": True, "recovery_codes": codes}
 
 
 @router.post("/mfa/disable", summary="Turn two-step verification off (password and a current code)")
 def mfa_disable(body: MfaOff, request: Request, principal: Principal = Depends(signed_in)) -> dict[str, bool]:
-    inst, person = instance(request), _person(principal)
-    users.check_password(inst.db, inst.passwords, person, body.password)
-    ctx = principal.context(client_addr(request))
-    mfa.check(inst.db, ctx, person, body.code)
-    return {"enabled": not mfa.disable(inst.db, ctx, person)}
+    turn_off_mfa(request, principal, body.password, body.code)
+    return {"enabled": False}
