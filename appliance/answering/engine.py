@@ -1,9 +1,11 @@
 """The answer engine: a customer's question in, a cited answer or a refusal out, with a calibrated confidence and
 the record of what produced it.
 
-    question -> prompt-attack check -> follow-up resolved into a standalone query -> cache
+    question -> prompt-attack check -> small talk (a fixed reply) or urgent (the emergency guidance), before any
+                search and whatever the threshold -> follow-up resolved into a standalone query -> cache
              -> hybrid search -> confidence features -> calibrated confidence
-             -> below the organisation's threshold: refusal (the caller escalates and records a knowledge gap)
+             -> below the organisation's threshold: refusal with suggested articles (the caller records a
+                knowledge gap and counts a failed attempt)
              -> extractive answer (default), or generative with a capable model, checked sentence by sentence,
                 falling back to the extractive answer when too little of it is supported
 """
@@ -21,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.answering import extractive, features, followup, templates
+from appliance.answering import emergency, extractive, features, followup, smalltalk, suggest, templates, urgent
 from appliance.answering.calibration import Calibration
-from appliance.answering.types import Answer, Source
+from appliance.answering.types import Answer, Source, Suggestion
 from appliance.errors import ApplianceError, InvalidValue
 from appliance.inference.base import Embedder, Generator
 from appliance.knowledge import articles
@@ -64,6 +66,7 @@ class EngineParts:
     guard_version: str = ""
     help_url: Callable[[int, int], str] = lambda org_id, article_id: f"/help/{org_id}/articles/{article_id}"
     threshold: Callable[[int], int] = lambda org_id: DEFAULT_THRESHOLD
+    org_settings: Callable[[int], dict[str, Any]] = lambda org_id: {}  # emergency_terms, emergency_article_id
 
 
 def article_content(db: Database, org_id: int, article_id: int, version: int) -> str:
@@ -107,7 +110,10 @@ class AnswerEngine:
         threshold = self.parts.threshold(org_id)
         if self.parts.attack_check is not None and self.parts.attack_check(question):
             return self._refusal(question, question, threshold, "prompt_attack", "blocked", {}, None, started)
-        query = followup.resolve(question, previous)
+        screened = self.screen(org_id, question, threshold, started)
+        if screened is not None:
+            return screened
+        query = followup.resolve(smalltalk.without_opening(question), previous)
         version = self.knowledge_version(org_id)
         key = (org_id, normalise(query), version, threshold)
         if use_cache:
@@ -121,6 +127,8 @@ class AnswerEngine:
                 return out
         result = self.parts.retriever().search(org_id, query, SEARCH_K)
         answer = self.answer_from(org_id, question, query, result, threshold, on_delta)
+        if answer.outcome == "refused":
+            self._suggest(org_id, answer, result)
         answer.provenance["knowledge_version"] = version
         answer.ms = (time.perf_counter() - started) * 1000
         if use_cache and answer.mode == "extractive":
@@ -252,6 +260,48 @@ class AnswerEngine:
         answer = Answer(outcome, templates.text(f"refusal.{reason}"), 0, [], "extractive", question, query,  # type: ignore[arg-type]
                         threshold, reason=reason, features=values)  # fmt: skip
         answer.provenance = self._provenance(answer, result)
+        answer.ms = (time.perf_counter() - started) * 1000
+        return answer
+
+    def _suggest(self, org_id: int, answer: Answer, result: SearchResult) -> None:
+        """A refusal offers the articles that may still help (suggest.suggestions chooses them)."""
+        found = suggest.suggestions(result, answer.confidence)
+        answer.suggestions = [Suggestion(a.article_id, a.version, a.title, self.parts.help_url(org_id, a.article_id))
+                              for a in found]  # fmt: skip
+        if answer.suggestions:
+            answer.text = f"{answer.text}\n\n{templates.text('refusal.suggestions')}"
+            answer.provenance["suggestions"] = [s.public() for s in answer.suggestions]
+
+    def screen(self, org_id: int, question: str, threshold: int | None = None, started: float | None = None,
+               small_talk: bool = True) -> Answer | None:  # fmt: skip
+        """Before any search: the emergency guidance for an urgent message (whatever the threshold: the gate cannot
+        turn it off), a fixed reply for a message that is only small talk; None for a question."""
+        started = time.perf_counter() if started is None else started
+        threshold = self.parts.threshold(org_id) if threshold is None else threshold
+        question = " ".join(question.split())
+        settings = self.parts.org_settings(org_id)
+        terms = settings.get("emergency_terms")
+        found = urgent.detect(question, terms if isinstance(terms, list) else ())
+        if found is not None:
+            wanted = settings.get("emergency_article_id")
+            guidance = emergency.guidance(self.parts.db, org_id, wanted if isinstance(wanted, int) else None)
+            handover = templates.text("urgent.handover")
+            if guidance is None:
+                answer = Answer("urgent", f"{templates.text('urgent.no_article')} {handover}", 100, [], "template",
+                                question, question, threshold, reason="urgent")  # fmt: skip
+            else:
+                answer = Answer("urgent", f"{templates.text('urgent.lead')}\n\n{guidance.text} [1]\n\n{handover}", 100,
+                                [emergency.source(guidance, self.parts.help_url, org_id)], "extractive", question,
+                                question, threshold, reason="urgent")  # fmt: skip
+            answer.provenance = self._provenance(answer, None)
+            answer.provenance["urgent"] = {"phrase": found.phrase, "always": found.always,
+                                           "article_id": guidance.article_id if guidance else None}  # fmt: skip
+        elif small_talk and (kind := smalltalk.detect(question)) is not None:
+            answer = Answer("smalltalk", templates.text(f"smalltalk.{kind}"), 100, [], "template", question, question,
+                            threshold, reason=kind)  # fmt: skip
+            answer.provenance = self._provenance(answer, None)
+        else:
+            return None
         answer.ms = (time.perf_counter() - started) * 1000
         return answer
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Mode = Literal["extractive", "generative", "echo"]  # echo: only the hub benchmark's responder
-Outcome = Literal["answered", "refused", "blocked"]
+Mode = Literal["extractive", "generative", "echo", "template"]  # echo: only the hub benchmark's responder;
+#                                                               template: the engine's own words (small talk)
+# smalltalk: a greeting, thanks or goodbye answered with a fixed reply; urgent: the emergency guidance
+Outcome = Literal["answered", "refused", "blocked", "smalltalk", "urgent"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,19 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """An article a refusal offers to read (found by the search, below the bar for an answer)."""
+
+    article_id: int
+    version: int
+    title: str
+    url: str
+
+    def public(self) -> dict[str, Any]:
+        return {"article_id": self.article_id, "version": self.version, "title": self.title, "url": self.url}
+
+
+@dataclass(frozen=True)
 class SentenceCheck:
     """A generated sentence and how well the passages it cites support it."""
 
@@ -50,10 +65,11 @@ class Answer:
     question: str
     query: str  # the standalone query the retrieval ran (a follow-up resolved with earlier turns)
     threshold: int
-    reason: str = ""  # why it refused ("low_confidence", "no_match", "prompt_attack", …)
+    reason: str = ""  # why it refused ("low_confidence", "no_match", "prompt_attack", …); the small-talk kind; "urgent"
     features: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     checks: list[SentenceCheck] = field(default_factory=list)  # generative answers only
+    suggestions: list[Suggestion] = field(default_factory=list)  # refusals only: articles that may help
     cached: bool = False
     ms: float = 0.0
 
@@ -65,5 +81,5 @@ class Answer:
         return {
             "outcome": self.outcome, "text": self.text, "confidence": self.confidence, "mode": self.mode,
             "sources": [s.public() for s in self.sources], "query": self.query, "threshold": self.threshold,
-            "reason": self.reason, "cached": self.cached,
+            "reason": self.reason, "cached": self.cached, "suggestions": [s.public() for s in self.suggestions],
         }  # fmt: skip

@@ -1,5 +1,6 @@
 """The settings page (/console/settings, manage_settings, as the API's /api/settings and /api/widget/keys): the
-organisation's settings with the confidence threshold below which answers are refused and handed to a person, the
+organisation's settings (the confidence threshold below which answers are refused, the emergency phrases and
+article, whether the assistant answers while a conversation waits for a person), the
 widget keys with their theme (previewed live as the form changes) and embed snippet with its SRI hash; for those
 who also hold configure_ai, the models' status against the manifest; for manage_integrations, the webhooks with
 their delivery log and redelivery.
@@ -99,14 +100,29 @@ def settings_page(request: Request, principal: Principal = MANAGE_SETTINGS) -> R
 def save_settings(request: Request, answer_threshold: Annotated[str, Form(max_length=10)],
                   name: Annotated[str, Form(max_length=200)] = "", timezone: Annotated[str, Form(max_length=64)] = "",
                   support_email: Annotated[str, Form(max_length=320)] = "",
+                  emergency_terms: Annotated[str | None, Form(max_length=5000)] = None,
+                  emergency_article_id: Annotated[str | None, Form(max_length=12)] = None,
+                  answer_while_waiting: Annotated[str | None, Form(max_length=5)] = None,
                   principal: Principal = MANAGE_SETTINGS) -> Response:  # fmt: skip
-    """The organisation's settings, as PUT /api/settings changes them (validated and audited by the domain)."""
+    """The organisation's settings, as PUT /api/settings changes them (validated and audited by the domain). A field
+    the form does not send is left as it is."""
     changes: dict[str, Any] = {"name": name, "timezone": timezone, "support_email": support_email}
     changes = {k: v.strip() for k, v in changes.items() if v.strip()}
     threshold = answer_threshold.strip()
     if not threshold.isdigit() or not 0 <= int(threshold) <= 100:
         return _page(request, principal, status=422, error="answer_threshold: a whole number from 0 to 100")
     changes["answer_threshold"] = int(threshold)
+    if emergency_terms is not None:  # one phrase a line
+        changes["emergency_terms"] = [line.strip() for line in emergency_terms.splitlines() if line.strip()]
+    if emergency_article_id is not None:
+        wanted = emergency_article_id.strip()
+        if wanted and not wanted.isdigit():
+            return _page(request, principal, status=422, error="emergency_article_id: an article number, or empty")
+        changes["emergency_article_id"] = int(wanted) if wanted else None
+    if answer_while_waiting is not None:
+        if answer_while_waiting not in ("on", "off"):
+            return _page(request, principal, status=422, error="answer_while_waiting: on or off")
+        changes["answer_while_waiting"] = answer_while_waiting == "on"
     try:
         orgs.update_org_settings(instance(request).db, principal.context(client_addr(request)), principal.org_id,
                                  changes)  # fmt: skip

@@ -44,6 +44,7 @@ def public_message(row: Any, agent_name: str | None = None) -> dict[str, Any]:
         "content": row["content"], "created_at": row["created_at"], "client_id": row["client_id"],
         "outcome": row["outcome"], "confidence": row["confidence"], "sources": json.loads(row["sources"] or "[]"),
         "agent": agent_name if row["role"] == "agent" else None, "feedback": row["feedback"],
+        "suggestions": json.loads(row["suggestions"] or "[]"),
     }  # fmt: skip
 
 

@@ -7,8 +7,18 @@ before anything stores, scores or answers them (`redaction`); the message keeps 
 A customer message is committed before it is acknowledged (`receive`): with its sentiment, the conversation's
 topic, the customer's totals, the escalation decisions the rules took on it, and its webhook deliveries, in one
 transaction. A resend with the same client id from the same sender is recognised and changes nothing. The reply
-(`respond`) is computed outside any transaction and stored in a second one, with the decisions taken on it. A
-conversation that has been escalated or taken over by a person gets no AI replies.
+(`respond`) is computed outside any transaction and stored in a second one, with the decisions taken on it.
+
+What the assistant sends:
+- small talk gets its fixed reply (never a failure, a knowledge gap or an escalation);
+- an urgent message gets the emergency guidance and the conversation goes to a person as `urgent`;
+- a refusal offers articles that may help and counts a failed attempt; a person is brought in after
+  max_failed_attempts of them, on request, or by the organisation's rules, never by one refusal alone;
+- while a conversation waits for a person (escalated, still handled by the assistant), only confident answers and
+  urgent guidance are sent, each saying a person is still coming (`answer_while_waiting`, default on); a refusal
+  then becomes a short notice. A conversation taken over by a person gets no AI replies.
+Whenever a customer message gets no reply, the customer's widget is told so (`no_reply`), so that it never shows
+"Typing…" for an answer that is not coming.
 
 Every function returns the events the hub should push; they describe what the database now holds.
 """
@@ -28,7 +38,7 @@ from appliance.audit.events import (
     AgentReplied, AnswerGiven, ConversationAssigned, ConversationEscalated, ConversationResolved,
     ConversationStarted, Context, CsatSubmitted, EscalationDecided, MessageRedacted,
 )  # fmt: skip
-from appliance.conversations import customers, events, routing
+from appliance.conversations import customers, events, notices, routing
 from appliance.conversations.events import Event
 from appliance.conversations.policy import Decision, NoTriage, Signals, Triage
 from appliance.errors import Conflict, InvalidValue, NotFound, PayloadTooLarge
@@ -38,6 +48,10 @@ from appliance.store import Connection, Database, now_iso
 from appliance.webhooks import outbox
 
 AI_STATUSES = ("active", "waiting")  # statuses in which the assistant answers (while handled_by is ai)
+# Escalated but still handled by the assistant: waiting for a person, who has not taken over yet.
+WAITING_STATUS = "escalated"
+SENT_WHILE_WAITING = ("answered", "urgent")  # the replies sent while waiting; others become a notice
+COUNTED = ("answered", "refused", "blocked")  # replies that count as the assistant's turns (not small talk)
 CLOSED_STATUSES = ("resolved", "closed")
 GAP_REASONS = ("low_confidence", "no_match")  # refusals that are knowledge gaps (not blocked attacks)
 PRIORITIES = ("low", "medium", "high", "urgent")
@@ -58,6 +72,7 @@ class Received:
     events: list[Event] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     reply_id: int | None = None  # a duplicate's reply, when it already has one
+    escalated_now: bool = False  # this message's own decisions sent the conversation to a person
 
 
 @dataclass
@@ -71,8 +86,10 @@ class Responded:
 
 
 def _answered(conn: Connection, conversation_id: int, message_id: int) -> bool:
-    """Whether the message right after the customer's is a reply (not their next message)."""
-    row = conn.execute("SELECT role FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT 1",
+    """Whether the message right after the customer's is a reply (not their next message; the service's notices,
+    such as who is coming, are not replies)."""
+    row = conn.execute("SELECT role FROM messages WHERE conversation_id = ? AND id > ?"
+                       " AND coalesce(outcome, '') != 'notice' ORDER BY id LIMIT 1",
                        (conversation_id, message_id)).fetchone()  # fmt: skip
     return row is not None and row["role"] != "customer"
 
@@ -110,6 +127,18 @@ def state_frame(conn: Connection, conversation_id: int) -> dict[str, Any]:
         "handled_by": row["handled_by"], "agent": _user_name(conn, row["assigned_agent_id"])
         if row["handled_by"] == "agent" else None,
     }  # fmt: skip
+
+
+def no_reply(conversation_id: int, message_id: int, reason: str) -> Event:
+    """Tells the customer's widget that no reply is coming for this message (it clears "Typing…")."""
+    return Event((events.visitor(conversation_id),), {"type": "no_reply", "conversation_id": conversation_id,
+                                                       "reply_to": message_id, "reason": reason})  # fmt: skip
+
+
+def _setting(conn: Connection, org_id: int, key: str, default: Any) -> Any:
+    row = conn.execute("SELECT settings FROM orgs WHERE id = ?", (org_id,)).fetchone()
+    value = json.loads(row["settings"]).get(key, default) if row is not None else default
+    return value if isinstance(value, type(default)) else default
 
 
 def listed(row: Any) -> Event:
@@ -251,13 +280,25 @@ class Flow:
             signals = Signals(org_id, conversation_id, "customer", text, sentiment, label, row["topic"], value,
                               failed_attempts=int(row["failed_attempts"]), bot_turns=int(row["bot_turns"]))  # fmt: skip
             decisions = self.triage.decide(conn, signals)
+            before = row["status"]
             out += self._apply(conn, ctx, row, message_id, decisions, now)
             row = conversation_row(conn, org_id, conversation_id)
             out.append(listed(row))
-            needed = row["status"] in AI_STATUSES and row["handled_by"] == "ai"
-        return Received(conversation_id, message_id, False, row["status"], needed, text, out, decisions)
+            # While it waits for a person the assistant still looks at each message (urgent guidance, and answers
+            # when answer_while_waiting is on); once a person has it, never.
+            needed = row["handled_by"] == "ai" and row["status"] in (*AI_STATUSES, WAITING_STATUS)
+            if not needed:
+                out.append(no_reply(conversation_id, message_id, "person"))
+        return Received(conversation_id, message_id, False, row["status"], needed, text, out, decisions,
+                        escalated_now=before != WAITING_STATUS and row["status"] == WAITING_STATUS)  # fmt: skip
 
     # -- the assistant's reply -----------------------------------------------------------------------------
+    def _screen(self, org_id: int, text: str) -> Answer | None:
+        """Only the urgent check (a conversation waiting for a person, when the assistant does not answer then)."""
+        if self.responder == "echo" or self.engine is None:
+            return None
+        return self.engine().screen(org_id, text, small_talk=False)
+
     def _answer(self, org_id: int, conversation_id: int, text: str, on_delta: Callable[[str], None] | None) -> Answer:
         if self.responder == "echo":
             if on_delta is not None:
@@ -286,33 +327,50 @@ class Flow:
 
     def respond(self, ctx: Context, org_id: int, received: Received,
                 on_delta: Callable[[str], None] | None = None) -> Responded:  # fmt: skip
+        conversation_id = received.conversation_id
         if not received.answer_needed:
             return Responded(None, None, received.status, False)
-        answer = self._answer(org_id, received.conversation_id, received.text, on_delta)
+        with self.db.read() as conn:
+            row = conversation_row(conn, org_id, conversation_id)
+            waiting = row["status"] == WAITING_STATUS
+            full = not waiting or (not received.escalated_now and _setting(conn, org_id, "answer_while_waiting", True))
+        # Waiting for a person: the message that asked for one, or every message when answer_while_waiting is off,
+        # is only checked for an emergency (and not streamed: what is sent is decided after).
+        answer = self._answer(org_id, conversation_id, received.text, None if waiting else on_delta) if full \
+            else self._screen(org_id, received.text)
         now = now_iso()
         out: list[Event] = []
-        conversation_id = received.conversation_id
         with self.db.write() as conn:
             row = conversation_row(conn, org_id, conversation_id)
-            if row["status"] not in AI_STATUSES or row["handled_by"] != "ai":  # a person took it meanwhile
-                return Responded(None, None, row["status"], False)
+            if row["handled_by"] != "ai" or row["status"] not in (*AI_STATUSES, WAITING_STATUS):  # a person took it
+                return Responded(None, None, row["status"], False, [no_reply(conversation_id, received.message_id,
+                                                                              "person")])  # fmt: skip
             if _answered(conn, conversation_id, received.message_id):  # a resend raced the first copy's answer
                 return Responded(None, None, row["status"], False)
-            conn.execute("UPDATE messages SET query = ? WHERE id = ?", (answer.query, received.message_id))
-            models = ", ".join(str(m.get("name")) for m in answer.provenance.get("models", []) if isinstance(m, dict))
-            message_id = _insert(
-                conn, "INSERT INTO messages (conversation_id, org_id, role, content, query, outcome, confidence, mode,"
-                " sources, provenance, sender, model, tokens, created_at)"
-                " VALUES (?, ?, 'ai', ?, ?, ?, ?, ?, ?, ?, 'ai', ?, ?, ?)",
-                (conversation_id, org_id, answer.text, answer.query, answer.outcome, answer.confidence, answer.mode,
-                 json.dumps([s.public() for s in answer.sources]), json.dumps(answer.provenance), models or None,
-                 (answer.provenance.get("generation") or {}).get("completion_tokens"), now),
-            )  # fmt: skip
+            waiting = row["status"] == WAITING_STATUS
+            if answer is not None:
+                conn.execute("UPDATE messages SET query = ? WHERE id = ?", (answer.query, received.message_id))
+            if answer is None or (waiting and answer.outcome not in SENT_WHILE_WAITING):
+                # Nothing the assistant could say for sure: the customer is told the person is still coming
+                # (when the assistant answers meanwhile), else nothing is sent; no failure is counted.
+                if answer is not None:
+                    coming = notices.someone_coming(conn, org_id, row["team_id"])
+                    out += self._notice(conn, org_id, conversation_id, notices.STRINGS[
+                        "waiting_refusal" if coming else "waiting_refusal_away"], now)  # fmt: skip
+                out.append(no_reply(conversation_id, received.message_id, "waiting"))
+                row = conversation_row(conn, org_id, conversation_id)
+                out.append(listed(row))
+                return Responded(None, None, row["status"], row["status"] == WAITING_STATUS, out)
+            if waiting and answer.outcome == "answered":
+                coming = notices.someone_coming(conn, org_id, row["team_id"])
+                answer.text = f"{answer.text}\n\n_{notices.STRINGS['still_coming' if coming else 'still_queued']}_"
+            message_id = self._store_answer(conn, org_id, conversation_id, answer, now)
             failed = answer.outcome == "refused"
+            counted = answer.outcome in COUNTED
             conn.execute(
-                "UPDATE conversations SET updated_at = ?, bot_turns = bot_turns + 1,"
+                "UPDATE conversations SET updated_at = ?, bot_turns = bot_turns + ?,"
                 " failed_attempts = failed_attempts + ?, first_response_at = coalesce(first_response_at, ?)"
-                " WHERE id = ?", (now, int(failed), now, conversation_id),
+                " WHERE id = ?", (now, int(counted), int(failed), now, conversation_id),
             )  # fmt: skip
             articles = sorted({s.article_id for s in answer.sources})
             audit.record(conn, ctx, AnswerGiven(conversation_id, message_id, answer.outcome, answer.confidence,
@@ -327,21 +385,60 @@ class Flow:
                      best.get("version"), best.get("score"), answer.confidence, now),
                 )  # fmt: skip
             row = conversation_row(conn, org_id, conversation_id)
-            value = customers.get(conn, org_id, int(row["customer_id"])).lifetime_value if row["customer_id"] else 0.0
-            signals = Signals(org_id, conversation_id, "ai", answer.text, row["sentiment"], row["sentiment_label"],
-                              row["topic"], value, answer.confidence, answer.outcome, int(row["failed_attempts"]),
-                              int(row["bot_turns"]))  # fmt: skip
-            decisions = self.triage.decide(conn, signals)
-            if failed and not any(d.action != "tag" for d in decisions):
-                # Below the threshold the assistant refuses and a person takes over (a blocked attack is refused
-                # and audited, not handed over).
-                decisions.append(Decision("confidence", "escalate", f"the assistant could not answer ({answer.reason},"
-                                          f" confidence {answer.confidence})", inputs={"reason": answer.reason,
-                                          "confidence": answer.confidence, "threshold": answer.threshold}))  # fmt: skip
-            out += self._apply(conn, ctx, row, message_id, decisions, now)
+            decisions: list[Decision] = []
+            if answer.outcome == "urgent":
+                out += self._urgent(conn, ctx, row, message_id, answer, now)
+            elif answer.outcome != "smalltalk":  # small talk is never a reason to hand over
+                value = customers.get(conn, org_id, int(row["customer_id"])).lifetime_value if row["customer_id"] else 0.0
+                signals = Signals(org_id, conversation_id, "ai", answer.text, row["sentiment"], row["sentiment_label"],
+                                  row["topic"], value, answer.confidence, answer.outcome, int(row["failed_attempts"]),
+                                  int(row["bot_turns"]))  # fmt: skip
+                decisions = self.triage.decide(conn, signals)
+                if failed and not any(d.action != "tag" for d in decisions) \
+                        and int(row["failed_attempts"]) >= self.max_failed_attempts:
+                    # One refusal hands nothing over (it offers articles and a person on request); repeated ones
+                    # do, even without the built-in rules (a blocked attack is refused and audited, not handed over).
+                    decisions.append(Decision("repeated_failure", "escalate",
+                                              f"{row['failed_attempts']} failed AI attempts",
+                                              inputs={"failed_attempts": int(row["failed_attempts"]),
+                                                      "limit": self.max_failed_attempts}))  # fmt: skip
+                out += self._apply(conn, ctx, row, message_id, decisions, now)
             row = conversation_row(conn, org_id, conversation_id)
             out.append(listed(row))
         return Responded(message_id, answer, row["status"], row["status"] == "escalated", out, decisions)
+
+    def _store_answer(self, conn: Connection, org_id: int, conversation_id: int, answer: Answer, now: str) -> int:
+        models = ", ".join(str(m.get("name")) for m in answer.provenance.get("models", []) if isinstance(m, dict))
+        return _insert(
+            conn, "INSERT INTO messages (conversation_id, org_id, role, content, query, outcome, confidence, mode,"
+            " sources, suggestions, provenance, sender, model, tokens, created_at)"
+            " VALUES (?, ?, 'ai', ?, ?, ?, ?, ?, ?, ?, ?, 'ai', ?, ?, ?)",
+            (conversation_id, org_id, answer.text, answer.query, answer.outcome, answer.confidence, answer.mode,
+             json.dumps([s.public() for s in answer.sources]),
+             json.dumps([s.public() for s in answer.suggestions]) if answer.suggestions else None,
+             json.dumps(answer.provenance), models or None,
+             (answer.provenance.get("generation") or {}).get("completion_tokens"), now),
+        )  # fmt: skip
+
+    def _urgent(self, conn: Connection, ctx: Context, row: Any, message_id: int, answer: Answer,
+                now: str) -> list[Event]:  # fmt: skip
+        """An urgent message: the conversation goes to a person at `urgent` priority (or, when it already waits for
+        one, is raised to urgent and every online agent of its team is alerted again)."""
+        conversation_id, org_id = int(row["id"]), int(row["org_id"])
+        conn.execute("UPDATE conversations SET priority = 'urgent', updated_at = ? WHERE id = ?", (now, conversation_id))
+        row = conversation_row(conn, org_id, conversation_id)
+        phrase = (answer.provenance.get("urgent") or {}).get("phrase")
+        decision = Decision("urgent", "escalate", "urgent", inputs={"phrase": phrase})
+        if row["status"] != WAITING_STATUS:
+            return self._apply(conn, ctx, row, message_id, [decision], now)
+        out = self._apply(conn, ctx, row, message_id, [decision], now)  # recorded and audited; already escalated
+        online = routing.online_agents(conn, org_id, row["team_id"])
+        if online:
+            out.append(Event(tuple(events.agent(a.user_id) for a in online), {
+                "type": "queue_alert", "conversation_id": conversation_id, "team_id": row["team_id"],
+                "reason": "urgent", "priority": "urgent", "topic": row["topic"], "sentiment": row["sentiment"],
+                "assigned_agent_id": row["assigned_agent_id"]}))  # fmt: skip
+        return out
 
     def ask(
         self, ctx: Context, org_id: int, text: str, *, sender: str, conversation_id: int | None = None,
@@ -392,10 +489,11 @@ class Flow:
                        {"conversation_id": conversation_id, "team_id": team_id, "reason": reason}, conversation_id)
         out = [Event((events.visitor(conversation_id), events.watchers(conversation_id)),
                      state_frame(conn, conversation_id))]  # fmt: skip
-        is_open, closed_message = routing.team_open(conn, org_id, team_id)
-        if not is_open and closed_message:
-            out += self._notice(conn, org_id, conversation_id, closed_message, now)
         chosen = routing.pick_agent(conn, org_id, team_id)
+        # The customer is told honestly who is coming: a person shortly, the queue, or nobody now (out of hours or
+        # nobody online), with the team's hours and that a message left now is seen first thing.
+        out += self._notice(conn, org_id, conversation_id, notices.escalated(conn, org_id, team_id, chosen is not None),
+                            now)  # fmt: skip
         if chosen is not None:
             out += self._assign(conn, ctx, org_id, conversation_id, chosen.user_id, team_id, "routed", now)
         alert = {"type": "queue_alert", "conversation_id": conversation_id, "team_id": team_id, "reason": reason,
@@ -419,7 +517,8 @@ class Flow:
                       {"type": "message", "message": events.staff_message(message, agent_name)})]  # fmt: skip
 
     def _notice(self, conn: Connection, org_id: int, conversation_id: int, text: str, now: str) -> list[Event]:
-        """A message from the service itself (out of hours), stored like an AI message with outcome notice."""
+        """A message from the service itself (who is coming, out of hours), stored like an AI message with outcome
+        notice."""
         message_id = _insert(conn, "INSERT INTO messages (conversation_id, org_id, role, content, outcome, sender,"
                                    " created_at) VALUES (?, ?, 'ai', ?, 'notice', 'ai', ?)",
                              (conversation_id, org_id, text, now))  # fmt: skip

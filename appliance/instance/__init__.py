@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -136,7 +137,7 @@ class Instance:
             embedder=lambda: knowledge.embedder, generator=generator,
             models=lambda: self._answer_models(knowledge, generator),
             help_url=self._help_url, threshold=self._threshold, attack_check=guard.is_attack,
-            guard_version=guard.version,
+            guard_version=guard.version, org_settings=self._org_settings,
         ))  # fmt: skip
 
     @functools.cached_property
@@ -266,6 +267,11 @@ class Instance:
         from appliance.auth import orgs
 
         return f"/help/{orgs.get_org(self.db, org_id).slug}/articles/{article_id}"
+
+    def _org_settings(self, org_id: int) -> dict[str, Any]:
+        from appliance.auth import orgs
+
+        return orgs.get_org(self.db, org_id).settings
 
     def _threshold(self, org_id: int) -> int:
         from appliance.auth import orgs

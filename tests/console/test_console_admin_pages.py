@@ -80,6 +80,28 @@ def test_an_admin_creates_a_person_and_changes_the_threshold(inst: Instance, see
     assert orgs.get_org(inst.db, seed.north).settings["answer_threshold"] == 72
 
 
+def test_the_settings_page_sets_the_emergency_phrases_article_and_answers_while_waiting(inst: Instance,
+                                                                                       seed: Seed) -> None:
+    admin, token = console(inst, "admin")
+    page = admin.get("/console/settings").text
+    assert 'name="emergency_terms"' in page and 'name="answer_while_waiting"' in page
+    changed = admin.post("/console/settings", data={"csrf_token": token, "answer_threshold": "85",
+                                                    "emergency_terms": "gas leak\n\n  fire alarm \n",
+                                                    "emergency_article_id": "", "answer_while_waiting": "off"},
+                         follow_redirects=False)  # fmt: skip
+    assert changed.status_code == 303
+    settings = orgs.get_org(inst.db, seed.north).settings
+    assert settings["emergency_terms"] == ["gas leak", "fire alarm"] and settings["answer_while_waiting"] is False
+    assert "emergency_article_id" not in settings
+    page = admin.get("/console/settings").text
+    assert "gas leak\nfire alarm</textarea>" in page and '<option value="off" selected>' in page
+    for bad in ({"emergency_article_id": "abc"}, {"emergency_article_id": "4242"}, {"answer_while_waiting": "maybe"},
+                {"emergency_terms": "x"}):
+        refused = admin.post("/console/settings", data={"csrf_token": token, "answer_threshold": "85", **bad})
+        assert refused.status_code == 422 and "Not saved" in refused.text, bad
+    assert orgs.get_org(inst.db, seed.north).settings == settings  # nothing changed
+
+
 def test_a_duplicate_person_and_a_role_change_and_disabling(inst: Instance, seed: Seed) -> None:
     admin, token = console(inst, "admin")
     again = admin.post("/console/team/users", data={"csrf_token": token, "email": Seed.email("agent"), "role": "agent",

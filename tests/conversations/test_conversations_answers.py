@@ -1,6 +1,6 @@
 """The assistant in the conversation flow, over a real WebSocket against the demo knowledge base with the real
-embedder: a confident answer arrives with its sources after the ack; a refusal escalates and lands in the queue;
-webhooks for the conversation reach a real receiver, signed."""
+embedder: a confident answer arrives with its sources after the ack; a refusal stays with the assistant; a request
+for a person escalates and the customer is told honestly that nobody is online; webhooks for the conversation reach a real receiver, signed."""
 
 from __future__ import annotations
 
@@ -69,29 +69,36 @@ def test_answers_refusals_and_signed_webhooks(demo_live: str, inst: Instance, se
 
         send(widget, {"type": "message", "client_id": "q2", "conversation_id": conversation_id,
                       "text": "Can I bring my dog to the hospital cafeteria?"})  # fmt: skip
-        got = frames_until(widget, lambda f: f["type"] == "status" and f["status"] == "escalated")
-        refusal = next(f["message"] for f in got if f["type"] == "message" and f["message"]["role"] == "ai")
+        got = frames_until(widget, lambda f: f["type"] == "message" and f["message"]["role"] == "ai")
+        refusal = got[-1]["message"]
         assert refusal["outcome"] == "refused" and refusal["sources"] == []
-        assert not any(f["type"] == "delta" for f in got)  # a refusal is not streamed
+        assert not any(f["type"] in ("delta", "status") for f in got)  # a refusal is not streamed, nor handed over
         with inst.db.read() as conn:
             row = conn.execute("SELECT status, escalation_reason, bot_turns, failed_attempts FROM conversations"
                                " WHERE id = ?", (conversation_id,)).fetchone()  # fmt: skip
-            decision = conn.execute("SELECT trigger_type, action FROM escalation_decisions WHERE conversation_id = ?",
-                                    (conversation_id,)).fetchone()  # fmt: skip
-        assert (row["status"], row["bot_turns"], row["failed_attempts"]) == ("escalated", 2, 1)
-        assert (decision["trigger_type"], decision["action"]) == ("confidence", "escalate")
-        send(widget, {"type": "message", "client_id": "q3", "conversation_id": conversation_id, "text": "Hello?"})
-        frames_until(widget, lambda f: f["type"] == "ack")
+            decisions = conn.execute("SELECT count(*) FROM escalation_decisions WHERE conversation_id = ?",
+                                     (conversation_id,)).fetchone()[0]  # fmt: skip
+        assert (row["status"], row["bot_turns"], row["failed_attempts"], decisions) == ("active", 2, 1, 0)
+        # The customer asks for a person: escalated, told honestly that nobody is online (no agent here).
+        send(widget, {"type": "message", "client_id": "q3", "conversation_id": conversation_id,
+                      "text": "I want to talk to a person"})  # fmt: skip
+        got = frames_until(widget, lambda f: f["type"] == "no_reply")
+        ack = next(f for f in got if f["type"] == "ack")
+        assert ack["answer"] is True  # the assistant still looks at it (an emergency would get the guidance)
+        notice = next(f["message"] for f in got if f["type"] == "message" and f["message"]["outcome"] == "notice")
+        assert notice["content"].startswith("Nobody from our team is online right now.")
+        assert "shortly" not in notice["content"]
+        assert any(f["type"] == "status" and f["status"] == "escalated" for f in got)
         widget.close()
-        with inst.db.read() as conn:  # escalated: the assistant stays silent
+        with inst.db.read() as conn:
             assert conn.execute("SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'ai'",
-                                (conversation_id,)).fetchone()[0] == 2  # fmt: skip
+                                (conversation_id,)).fetchone()[0] == 3  # the answer, the refusal, the notice  # fmt: skip
 
         deadline = time.monotonic() + 20
-        while len(receiver.requests) < 7 and time.monotonic() < deadline:
+        while len(receiver.requests) < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
         events = [r.headers["x-appliance-event"] for r in receiver.requests]
-        assert sorted(events) == sorted(["conversation.created"] + ["message.created"] * 5 + ["conversation.escalated"])
+        assert sorted(events) == sorted(["conversation.created"] + ["message.created"] * 6 + ["conversation.escalated"])
         for request in receiver.requests:
             signing.verify(secret, request.headers["x-appliance-signature"], request.body, now=time.time())
             assert json.loads(request.body)["data"]["conversation_id"] == conversation_id

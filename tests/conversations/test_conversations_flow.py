@@ -39,7 +39,9 @@ def test_the_bot_hands_over_after_max_turns_and_takes_back_after_release(inst: I
     assert reply.status == "escalated" and reply.decisions[-1].trigger_type == "max_bot_turns"
     received, reply = flow.ask(ctx, seed.north, "anyone?", sender="visitor:v", visitor_id="v",
                                conversation_id=first.conversation_id)  # fmt: skip
-    assert not received.answer_needed and reply.answer is None
+    # Waiting for a person, the assistant still answers what it can, saying a person is still coming.
+    assert received.answer_needed and reply.answer is not None and reply.status == "escalated"
+    assert reply.answer.text.endswith("_Your conversation is still waiting for our team._")
     me = agent_id(inst, Seed.email("agent"))
     events = flow.takeover(ctx, seed.north, first.conversation_id, me)
     assert events[0].frame == {"type": "agent_joined", "conversation_id": first.conversation_id, "agent": "agent of north"}
@@ -110,7 +112,9 @@ def test_out_of_hours_the_customer_is_told_and_the_conversation_waits(inst: Inst
         notes = conn.execute("SELECT content, outcome FROM messages WHERE conversation_id = ? AND role = 'ai'",
                              (received.conversation_id,)).fetchall()  # fmt: skip
         status = conn.execute("SELECT status FROM conversations WHERE id = ?", (received.conversation_id,)).fetchone()[0]
-    assert [(n["content"], n["outcome"]) for n in notes] == [("We are closed; we answer at 8:00.", "notice")]
+    assert [(n["content"], n["outcome"]) for n in notes] == [
+        ("We are closed; we answer at 8:00. You can leave a message here: an agent will see it first thing, and the"
+         " conversation stays open.", "notice")]  # never "a person will join shortly" when nobody can
     assert status == "escalated"
     hours = {"timezone": "Europe/Paris", "days": {"mon": [["09:00", "17:00"]]}}
     assert routing.is_open(hours, datetime(2026, 11, 23, 9, 30, tzinfo=UTC))  # Monday 10:30 in Paris

@@ -131,7 +131,7 @@ def test_escalation_alert_takeover_reply_resume_resolve_and_csat(live: str, inst
     with inst.db.read() as conn:
         rows = conn.execute("SELECT role, count(*) FROM messages WHERE conversation_id = ? GROUP BY role",
                             (conversation_id,)).fetchall()  # fmt: skip
-    assert {r[0]: r[1] for r in rows} == {"customer": 1, "agent": 2}
+    assert {r[0]: r[1] for r in rows} == {"customer": 1, "agent": 2, "ai": 1}  # "ai": the notice of who is coming
 
     resolved = agent.post(f"/api/conversations/{conversation_id}/resolve")
     assert resolved.json()["status"] == "resolved" and resolved.json()["resolution_type"] == "agent_resolved"

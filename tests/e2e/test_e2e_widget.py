@@ -61,6 +61,57 @@ def test_a_demo_question_gets_a_cited_answer_with_its_confidence(demo_site: str)
     assert problems == []  # nothing refused by the page's CSP, no script errors
 
 
+def test_small_talk_a_refusal_with_suggestions_an_answer_and_an_emergency_each_clear_typing(demo_site: str) -> None:
+    problems: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        open_widget(page, demo_site, problems)
+        typing = page.locator("[data-part=typing]")
+        replies = page.locator("[data-part=message][data-role=ai]")
+
+        def say(text: str, count: int) -> Any:
+            page.locator("[data-part=input]").fill(text)
+            page.locator("[data-part=input]").press("Enter")
+            expect(replies).to_have_count(count, timeout=30_000)
+            expect(typing).to_be_hidden(timeout=5_000)  # "Typing…" never outlives the reply
+            return replies.nth(count - 1)
+
+        hello = say("hi", 1)  # small talk: a greeting, no hand-off, nothing to rate or cite
+        expect(hello.locator("[data-part=text]")).to_contain_text("Hello!")
+        for part in ("human-offer", "sources", "confidence", "thumbs-up"):
+            expect(hello.locator(f"[data-part={part}]")).to_have_count(0)
+        expect(page.locator("[data-part=status]")).to_have_text("")  # not waiting for anyone
+
+        refusal = say("How do I apply for a nursing job at Riverside Clinic?", 2)
+        expect(refusal.locator("[data-part=text]")).to_contain_text("These articles may help")
+        links = refusal.locator("[data-part=suggestions] a")
+        expect(links.first).to_be_visible()
+        assert 1 <= links.count() <= 3
+        href = links.first.get_attribute("href")
+        assert href is not None and href.startswith(f"{demo_site}/help/demo/articles/")
+        expect(refusal.locator("[data-part=human-offer]")).to_be_visible()  # a person stays one click away
+        expect(page.locator("[data-part=human]")).to_be_visible()
+        expect(page.locator("[data-part=log]")).not_to_contain_text("join")  # nobody said a person is coming
+        expect(page.locator("[data-part=status]")).to_have_text("")
+
+        answer = say("How do I reset my portal password?", 3)  # the next question is answered
+        expect(answer.locator("[data-part=confidence]")).to_contain_text("confidence")
+        expect(answer.locator("[data-part=sources] a").first).to_have_text("Resetting a forgotten password")
+
+        urgent = say("I'm having chest pain right now", 4)
+        expect(urgent.locator("[data-part=text]")).to_contain_text("call your local emergency number now")
+        expect(urgent.locator("[data-part=text]")).to_contain_text("Call 911")
+        source = urgent.locator("[data-part=sources] a").first
+        expect(source).to_have_text("Emergencies and urgent problems")
+        assert (source.get_attribute("href") or "").startswith(f"{demo_site}/help/demo/articles/")
+        # Handed to a person as urgent; nobody is online, and the customer is told so, not "shortly".
+        expect(page.locator("[data-part=notice]", has_text="Nobody from our team is online")).to_be_visible(
+            timeout=10_000)  # fmt: skip
+        expect(page.locator("[data-part=log]")).not_to_contain_text("shortly")
+        expect(typing).to_be_hidden()
+    assert problems == []
+
+
 def test_a_card_number_the_customer_types_is_shown_as_stored_masked(demo_site: str) -> None:
     masked = f"Was my card {BULLET * 4} {BULLET * 4} {BULLET * 4} 1111 charged twice?"
     problems: list[str] = []
@@ -105,7 +156,12 @@ def test_a_refusal_offers_a_person_who_takes_over_and_a_reload_keeps_the_convers
         page.locator("[data-part=send]").click()
         refusal = page.locator("[data-part=message][data-role=ai]").first
         expect(refusal).to_be_visible(timeout=30_000)
-        expect(refusal.locator("[data-part=human-offer]")).to_be_visible()  # the refusal offers a person
+        expect(page.locator("[data-part=typing]")).to_be_hidden(timeout=5_000)
+        assert agent.get("/api/conversations", params={"status": "escalated"}).json() == []  # a refusal alone: no
+        refusal.locator("[data-part=human-offer]").click()  # the refusal offers a person
+        expect(page.locator("[data-part=notice]", has_text="Nobody from our team is online")).to_be_visible(
+            timeout=10_000)  # Sam is not online: the customer is told so and may leave a message  # fmt: skip
+        expect(page.locator("[data-part=status]")).to_have_text("Waiting for a person\u2026")
         queue = agent.get("/api/conversations", params={"status": "escalated"}).json()
         assert len(queue) == 1
         conversation_id = queue[0]["id"]
@@ -122,6 +178,7 @@ def test_a_refusal_offers_a_person_who_takes_over_and_a_reload_keeps_the_convers
         expect(page.locator("[data-part=message][data-role=agent]")).to_have_count(1, timeout=10_000)
         expect(page.locator("[data-part=message][data-role=customer]")).to_have_count(1)
         expect(page.locator("[data-part=message][data-role=ai]")).to_have_count(1)
+        expect(page.locator("[data-part=notice]", has_text="Nobody from our team is online")).to_have_count(1)
         stored = page.evaluate("() => JSON.stringify(Object.assign({}, window.localStorage))")
         assert stored == "{}"  # nothing in localStorage
     assert problems == []

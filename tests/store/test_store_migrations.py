@@ -127,6 +127,13 @@ def _seed_v12(conn: Connection) -> None:
                  (NOW,))  # fmt: skip
 
 
+def _seed_v13(conn: Connection) -> None:
+    conn.execute("INSERT INTO messages (conversation_id, org_id, role, content, outcome, sender, suggestions, created_at)"
+                 " VALUES (1, 1, 'ai', 'These articles may help:', 'refused', 'ai',"
+                 " '[{\"article_id\": 1, \"version\": 1, \"title\": \"T\", \"url\": \"/help/o/articles/1\"}]', ?)",
+                 (NOW,))  # fmt: skip
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
     1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
@@ -134,6 +141,7 @@ SEEDERS: dict[int, Callable[[Connection], None]] = {
     10: _seed_v10,
     11: _seed_v11,
     12: _seed_v12,
+    13: _seed_v13,
 }  # fmt: skip
 
 

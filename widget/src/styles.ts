@@ -52,6 +52,7 @@ button:focus-visible,textarea:focus-visible,a:focus-visible,.log:focus-visible{o
 .customer .meta{color:inherit}
 .src{margin:2px 0 0;padding-left:18px;font-size:13px}
 .src a{color:#174a85}
+[data-urgent]{border-left:4px solid #b3261e}
 .fb{display:flex;gap:6px;margin-top:6px}
 .fb button{padding:1px 8px}
 .note{align-self:center;max-width:95%;text-align:center;font-size:12px;color:#444}

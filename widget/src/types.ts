@@ -31,9 +31,10 @@ export interface Message {
   role: Role;
   content: string;
   client_id: string | null;
-  outcome: string | null; // answered | refused | blocked | notice (AI messages)
+  outcome: string | null; // answered | refused | blocked | smalltalk | urgent | notice (AI messages)
   confidence: number | null;
   sources: Source[] | null;
+  suggestions?: Source[] | null; // a refusal's articles that may help
   agent: string | null;
   feedback: "up" | "down" | null;
 }
@@ -65,7 +66,8 @@ export interface Stored {
 
 export type Frame =
   | { type: "ready"; expires: number; customer_id: number | null }
-  | { type: "ack"; client_id: string; message_id: number; conversation_id: number; duplicate: boolean; reply_id: number | null; text: string }
+  | { type: "ack"; client_id: string; message_id: number; conversation_id: number; duplicate: boolean; reply_id: number | null; text: string; answer?: boolean }
+  | { type: "no_reply"; conversation_id: number; reply_to: number; reason: string }
   | ({ type: "history"; messages: Message[] } & State)
   | ({ type: "status" } & State)
   | { type: "message"; message: Message }

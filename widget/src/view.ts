@@ -235,9 +235,13 @@ export class View {
     tx.append(render(m.content, (n) => urls[n - 1] || null, (url) => safeUrl(url, this.origin)));
     if (m.role !== "ai") return el;
     if (m.outcome === "refused") {
+      this.links(el, m.suggestions, "suggestions", S.suggestions);
       const offer = h("button", { type: "button", "data-part": "human-offer" }, S.human);
       offer.addEventListener("click", () => this.act.human());
       el.append(h("p", { class: "meta" }, S.refused), offer);
+    } else if (m.outcome === "urgent") {
+      el.setAttribute("data-urgent", "true");
+      this.sources(el, m);
     } else if (m.outcome === "answered") {
       if (typeof m.confidence === "number") el.append(h("p", { class: "meta", "data-part": "confidence" }, confidence(m.confidence)));
       this.sources(el, m);
@@ -252,15 +256,20 @@ export class View {
   }
 
   private sources(el: HTMLElement, m: Message): void {
-    const list = h("ul", { class: "src", "data-part": "sources", "aria-label": S.sources });
+    this.links(el, m.sources, "sources", S.sources);
+  }
+
+  /** Article links under a message: its sources, or a refusal's suggestions. Several passages of one article: one link. */
+  private links(el: HTMLElement, items: Message["sources"] | undefined, part: string, label: string): void {
+    const list = h("ul", { class: "src", "data-part": part, "aria-label": label });
     const seen = new Set<string>();
-    for (const s of m.sources || []) {
+    for (const s of items || []) {
       const href = safeUrl(s.url, this.origin);
       if (!href || seen.has(href)) continue; // several passages of one article: one link
       seen.add(href);
       list.append(h("li", {}, h("a", { href, target: "_blank", rel: "noopener" }, s.title || href)));
     }
-    if (seen.size) el.append(h("p", { class: "meta", "aria-hidden": "true" }, S.sources), list);
+    if (seen.size) el.append(h("p", { class: "meta", "aria-hidden": "true" }, label), list);
   }
 
   private thumbs(el: HTMLElement, m: Message): void {

@@ -191,11 +191,12 @@ export class Widget {
       this.send(S.humanText); // the appliance escalates a request for a person in words too
       return;
     }
+    const was = this.state && this.state.status;
     this.rest<State>(`/api/chat/conversations/${conversation}/human`).then((state) => {
       if (!state) return;
       this.apply(state, false);
-      // Also when it was already escalated: the click gets an answer.
-      if (state.handled_by !== "agent" && state.status === "escalated") this.view.notice(S.escalated);
+      // Already waiting: the click gets an answer (a new escalation gets the appliance's notice of who is coming).
+      if (was === "escalated" && state.handled_by !== "agent" && state.status === "escalated") this.view.notice(S.escalated);
     });
   }
 
@@ -251,7 +252,9 @@ export class Widget {
         // A resent message that was stored before its ack was lost: its reply went to the lost connection, and
         // without a conversation to resume on reconnecting, nothing else brings it.
         if (f.duplicate && f.reply_id != null && !this.byId.has(f.reply_id)) this.resume();
-        if (!f.duplicate && this.state && this.state.handled_by === "ai") this.view.typing(S.typing, ANSWER_WAIT_MS);
+        // "Typing…" only when the assistant will look at the message; a `no_reply`, a reply, a notice or a status
+        // frame clears it (and ANSWER_WAIT_MS at the latest).
+        if (!f.duplicate && f.answer !== false && this.state && this.state.handled_by === "ai") this.view.typing(S.typing, ANSWER_WAIT_MS);
         this.flush();
         break;
       }
@@ -264,8 +267,16 @@ export class Widget {
         if (f.conversation_id === this.conversation) this.apply(f, true);
         break;
       case "status":
+        this.view.typing(null);
         if (f.conversation_id === this.conversation) this.apply(f, false);
         break;
+      case "no_reply": {
+        this.view.typing(null); // no answer is coming for that message
+        const draft = this.drafts.get(f.reply_to);
+        if (draft) draft.remove();
+        this.drafts.delete(f.reply_to);
+        break;
+      }
       case "delta": {
         this.view.typing(null);
         let el = this.drafts.get(f.reply_to);
@@ -276,6 +287,7 @@ export class Widget {
       case "agent_joined":
       case "agent_left":
         if (f.type === "agent_joined" && this.state) this.state.agent = f.agent;
+        this.view.typing(null);
         this.view.notice(fmt(f.type === "agent_joined" ? S.joined : S.left, { agent: f.agent || S.agent }));
         break;
       case "typing":
@@ -322,7 +334,7 @@ export class Widget {
       if (draft) this.view.replace(draft, el);
       else this.view.place(el, m.id);
       if (m.role !== "customer") {
-        this.view.typing(null);
+        this.view.typing(null); // any reply or notice
         if (live || m.id > this.seenBefore) this.view.markUnread();
       }
     }
@@ -343,7 +355,7 @@ export class Widget {
       this.drafts.clear();
     }
     if (!quiet && before) {
-      if (s.status === "escalated" && before.status !== "escalated" && s.handled_by !== "agent") this.view.notice(S.escalated);
+      // Who is coming (a person shortly, the queue, or nobody now) is the appliance's own notice message.
       if (closed && CLOSED.indexOf(before.status) < 0) this.view.notice(S.resolved);
     }
     if (s.rated) this.rated.add(s.conversation_id);

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from appliance.auth import orgs
 from appliance.auth.principal import Principal
@@ -23,7 +23,16 @@ class SettingsUpdate(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
     support_email: str | None = Field(default=None, max_length=320)
     answer_threshold: int | None = Field(
-        default=None, ge=0, le=100, description="Confidence (0-100) below which answers are refused and handed over."
+        default=None, ge=0, le=100, description="Confidence (0-100) below which answers are refused."
+    )
+    emergency_terms: list[str] | None = Field(
+        default=None, max_length=50, description="Extra phrases that make a message urgent (on top of the built-in list)."
+    )
+    emergency_article_id: int | None = Field(
+        default=None, description="The article whose passage is the emergency guidance (null: found by its title/tags)."
+    )
+    answer_while_waiting: StrictBool | None = Field(
+        default=None, description="While a conversation waits for a person, the assistant still sends confident answers."
     )
 
 
@@ -34,6 +43,8 @@ def get_settings(request: Request, principal: Principal = MANAGE_SETTINGS) -> di
 
 @router.put("", summary="Change the organisation's settings")
 def put_settings(body: SettingsUpdate, request: Request, principal: Principal = MANAGE_SETTINGS) -> dict[str, Any]:
-    changes = body.model_dump(exclude_none=True)
+    # Fields left out change nothing; emergency_article_id may be set to null to clear it.
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items()
+               if v is not None or k == "emergency_article_id"}  # fmt: skip
     ctx = principal.context(client_addr(request))
     return asdict(orgs.update_org_settings(instance(request).db, ctx, principal.org_id, changes))

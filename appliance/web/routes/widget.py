@@ -8,9 +8,10 @@ with {"type": "ready"}, or an error and close code 4401); then:
   {"type": "human", "conversation_id": N}        {"type": "typing", "conversation_id": N}
   {"type": "feedback", "message_id": N, "value": "up" | "down"}                    {"type": "ping"}
 Server → widget: ack {client_id, message_id, conversation_id, duplicate, reply_id, text: the message as stored,
-card numbers and identifiers masked} (sent only after the message is committed), history {messages after `after`,
-status, agent}, delta {conversation_id, text} (streamed answer), message, status, agent_joined, agent_left, typing,
-error {code, message, client_id}, pong.
+card numbers and identifiers masked, answer: whether the assistant will look at it} (sent only after the message is
+committed), history {messages after `after`, status, agent}, delta {conversation_id, text} (streamed answer),
+message, status, agent_joined, agent_left, typing, no_reply {conversation_id, reply_to, reason: person | waiting}
+(no reply is coming for that message: the widget clears "Typing…"), error {code, message, client_id}, pong.
 Console → server: {"type": "watch" | "unwatch", "conversation_id": N}, {"type": "typing", "conversation_id": N}.
 Server → console: queue {conversations waiting in my teams' queues, sent on connect}, queue_alert, assigned,
 conversation (list updates, for roles that see all), and the watched conversations' frames.
@@ -239,7 +240,8 @@ class WidgetSocket:
         self.follow(received.conversation_id)
         self.sub.push({"type": "ack", "client_id": client_id, "message_id": received.message_id,
                        "conversation_id": received.conversation_id, "duplicate": received.duplicate,
-                       "reply_id": received.reply_id, "text": received.text})  # fmt: skip
+                       "reply_id": received.reply_id, "text": received.text,
+                       "answer": received.answer_needed})  # fmt: skip
         self.hub.publish(received.events)
         if not received.answer_needed:
             await self.deliver()
