@@ -22,7 +22,7 @@ from typing import Any
 from appliance.answering.features import DENSE_FEATURES, FEATURES
 from appliance.errors import ConfigError
 
-SHIPPED = "calibration-v1.json"
+SHIPPED = "calibration-v2.json"
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,15 @@ class Calibration:
         return int(round(100.0 * model.probability(features)))
 
 
-def fit(rows: list[dict[str, float]], labels: list[float], features: tuple[str, ...], l2: float = 1.0) -> Logistic:
-    """L2-regularised logistic regression on standardised features, by Newton's method."""
+def fit(rows: list[dict[str, float]], labels: list[float], features: tuple[str, ...], l2: float = 1.0,
+        sample_weights: list[float] | None = None) -> Logistic:  # fmt: skip
+    """L2-regularised logistic regression on standardised features, by Newton's method; each row counts with its
+    sample weight (default 1)."""
     import numpy as np
 
     x = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
     y = np.array(labels, dtype=np.float64)
+    s = np.ones(len(y)) if sample_weights is None else np.array(sample_weights, dtype=np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale < 1e-9] = 1.0
     z = np.c_[(x - mean) / scale, np.ones(len(x))]
@@ -154,8 +157,8 @@ def fit(rows: list[dict[str, float]], labels: list[float], features: tuple[str, 
     penalty = l2 * np.diag(np.r_[np.ones(len(features)), 0.0])
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
-        gradient = z.T @ (p - y) + penalty @ w
-        hessian = (z.T * (p * (1 - p))) @ z + penalty
+        gradient = z.T @ (s * (p - y)) + penalty @ w
+        hessian = (z.T * (s * p * (1 - p))) @ z + penalty
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if float(np.abs(step).max()) < 1e-8:

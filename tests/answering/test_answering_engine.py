@@ -248,13 +248,17 @@ def test_extractive_selection_brings_the_list_a_paragraph_introduces() -> None:
 
 def test_a_malformed_calibration_file_is_refused(tmp_path: Path) -> None:
     shipped = calibration.load()
-    assert shipped.version == "calibration-v1" and len(shipped.sha256) == 64
+    assert shipped.version == "calibration-v2" and len(shipped.sha256) == 64
     data = json.loads((Path(calibration.__file__).parent / calibration.SHIPPED).read_text())
-    data["hybrid"]["trees"][0]["left"][0] = 10_000  # a node that does not exist
     bad = tmp_path / "c.json"
-    bad.write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match="not valid"):
-        calibration.load(bad)
+    for field, broken in [("lexical", lambda m: m["trees"][0]["left"].__setitem__(0, 10_000)),  # no such node
+                          ("hybrid", lambda m: m["features"].__setitem__(0, "corpus_size")),  # no such feature
+                          ("hybrid", lambda m: m["scale"].__setitem__(0, 0.0))]:  # fmt: skip
+        changed = json.loads(json.dumps(data))
+        broken(changed[field])
+        bad.write_text(json.dumps(changed))
+        with pytest.raises(ConfigError, match="not valid"):
+            calibration.load(bad)
     with pytest.raises(ConfigError):
         calibration.load(tmp_path / "missing.json")
 
