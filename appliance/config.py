@@ -218,6 +218,12 @@ class Settings(BaseSettings):
         description="Failed AI attempts (refusals, low-confidence replies, thumbs-down) after which a conversation "
         "is handed to a person.",
     )  # fmt: skip
+    resolution_idle_hours: int = Field(
+        default=24, ge=1, le=24 * 90,
+        description="A conversation with no customer message for this many hours has ended, for the analytics' "
+        "resolution rate (a conversation that ended without a person, a thumbs-down or a CSAT of 1-2 is resolved "
+        "by the assistant; docs/analytics.md).",
+    )  # fmt: skip
     visitor_session_hours: int = Field(
         default=12, ge=1, le=24 * 30, description="A widget visitor session expires this long after it was issued."
     )

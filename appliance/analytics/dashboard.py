@@ -47,6 +47,19 @@ class Resolution:
 
 
 @dataclass(frozen=True)
+class AssistantResolution:
+    """Resolved by the assistant (docs/analytics.md): of the conversations started in the range."""
+
+    counted: int  # with an AI answer that cites a source
+    not_counted: int  # the rest: only small talk, notices, urgent guidance, refusals, or no reply at all
+    resolved: int  # ended (resolved, closed or idle) with no person, no thumbs-down and no CSAT of 1-2
+    person: int  # a person took part (escalated, taken over, assigned or replied)
+    disliked: int  # no person, but a thumbs-down on an AI answer or a CSAT of 1-2
+    open: int  # none of those, and not ended yet
+    rate: float | None  # resolved / counted
+
+
+@dataclass(frozen=True)
 class EscalationReason:
     trigger_type: str
     rule_id: int | None  # None: a built-in trigger (refusal, request for a person, limits, staff)
@@ -125,6 +138,7 @@ class Dashboard:
     team_id: int | None
     volume: list[DayVolume]
     resolution: Resolution
+    assistant_resolution: AssistantResolution
     escalation: Escalation
     first_response: Durations
     agent_first_reply: Durations
@@ -171,6 +185,14 @@ def _resolution(total: DayRow) -> Resolution:
         total.conversations, total.resolved, total.ai_resolved, total.agent_resolved, other,
         total.conversations - total.resolved, _ratio(total.resolved, total.conversations),
         _ratio(total.ai_resolved, total.resolved), _ratio(total.agent_resolved, total.resolved),
+    )  # fmt: skip
+
+
+def _assistant_resolution(total: DayRow) -> AssistantResolution:
+    return AssistantResolution(
+        total.assistant_counted, total.conversations - total.assistant_counted, total.assistant_resolved,
+        total.assistant_person, total.assistant_disliked, total.assistant_open,
+        _ratio(total.assistant_resolved, total.assistant_counted),
     )  # fmt: skip
 
 
@@ -240,7 +262,8 @@ def dashboard(db: Database, org_id: int, since: date, until: date, team_id: int 
     csat = Csat(total.csat_count, _ratio(total.csat_sum, total.csat_count),
                 {str(n + 1): c for n, c in enumerate(total.csat_counts)})  # fmt: skip
     return Dashboard(
-        org_id, since.isoformat(), until.isoformat(), team_id, volume, _resolution(total), escalation,
+        org_id, since.isoformat(), until.isoformat(), team_id, volume, _resolution(total),
+        _assistant_resolution(total), escalation,
         _durations(total.first_response_s), _durations(total.agent_first_reply_s), _durations(total.resolution_s),
         csat, _sentiment(days, per_day, total), agents, _accuracy(total), rolled_up_at,
     )  # fmt: skip

@@ -1,13 +1,15 @@
 """What the figures are made of, defined once: the customer segments (lifetime value bands), the confidence bands,
-which AI messages are answers, the date ranges a dashboard may ask for, and how medians and percentiles are taken.
+which AI messages are answers, when a conversation is resolved by the assistant, the date ranges a dashboard may ask
+for, and how medians and percentiles are taken.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
+from appliance.config import Settings
 from appliance.errors import InvalidValue
 
 # Customer segments by lifetime value (the value an integration sets: PUT /api/customers/{id}/value), lower bound
@@ -25,6 +27,14 @@ CONFIDENCE_BANDS: tuple[tuple[int, str], ...] = (
 ANSWER_OUTCOMES = ("answered", "refused", "blocked")
 
 MAX_RANGE_DAYS = 366
+
+# Resolved by the assistant (docs/analytics.md#resolved-by-the-assistant). A conversation is counted when the
+# assistant gave it at least one answer that cites a source; small talk, notices, urgent guidance and refusals alone
+# are not a question the help centre answered. Of the counted, each is in exactly one of these, checked in order:
+ASSISTANT_OUTCOMES = ("person", "disliked", "open", "resolved")
+DISLIKED_CSAT = (1, 2)  # a CSAT this low says the conversation was not resolved, whatever its status
+# The setting's own default (declared once, in config), for callers that are not handed the settings, such as tests.
+DEFAULT_IDLE_HOURS: int = Settings.model_fields["resolution_idle_hours"].default
 
 
 def segment(lifetime_value: float | None) -> str:
@@ -52,6 +62,24 @@ def band_bounds(name: str) -> tuple[int, int]:
         if band == name:
             return lower, lowers[n + 1]
     raise InvalidValue(f"band must be one of {', '.join(band for _, band in CONFIDENCE_BANDS)}")
+
+
+def ended(status: str, last_customer_at: datetime, now: datetime, idle_hours: int) -> bool:
+    """Resolved or closed, or no customer message for idle_hours (the start counts when there is none)."""
+    return status in ("resolved", "closed") or now - last_customer_at >= timedelta(hours=idle_hours)
+
+
+def assistant_outcome(*, cites: bool, person: bool, disliked: bool, has_ended: bool) -> str | None:
+    """One conversation against the definition: None when it is not counted, else one of ASSISTANT_OUTCOMES.
+    person: escalated, taken over, assigned or replied to by an agent, ever; disliked: a thumbs-down on any AI
+    answer in it, or a CSAT in DISLIKED_CSAT."""
+    if not cites:
+        return None
+    if person:
+        return "person"
+    if disliked:
+        return "disliked"
+    return "resolved" if has_ended else "open"
 
 
 def check_range(since: date, until: date) -> list[date]:

@@ -11,8 +11,12 @@ The day a figure belongs to:
 The team is the conversation's team (0: none, the assistant's alone). A day's rows are deleted and written again
 whole, in one transaction, so recomputing gives the same rows.
 
+Whether a conversation was resolved by the assistant also depends on the time of the run (it has ended once no
+customer message came for `resolution_idle_hours`), so a day's rows are the same when recomputed at the same time.
+
 `rollup_due` recomputes today, yesterday, the days that changes since the last run touched (a conversation's data
-lies between its start and its last update) and the days marked stale (a review set or cleared). Days older than
+lies between its start and its last update), the days of conversations that have gone idle since the last run, and
+the days marked stale (a review set or cleared). Days older than
 the retention period are frozen: their conversations may have been purged, and the rows computed while they existed
 are the record that is left.
 """
@@ -26,7 +30,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from appliance import audit
-from appliance.analytics.definitions import ANSWER_OUTCOMES, check_range, confidence_band, day_bounds, segment
+from appliance.analytics.definitions import (
+    ANSWER_OUTCOMES, DEFAULT_IDLE_HOURS, DISLIKED_CSAT, assistant_outcome, check_range, confidence_band, day_bounds,
+    ended, segment,
+)  # fmt: skip
 from appliance.audit.events import AnalyticsRolledUp, Context
 from appliance.errors import InvalidValue
 from appliance.store import Connection, Database, parse_iso
@@ -73,6 +80,12 @@ class DayRow:
     ai_reviewed: int = 0
     ai_correct: int = 0
     ai_by_band: dict[str, list[int]] = field(default_factory=dict)  # band: [answers, reviewed, correct]
+    # Resolved by the assistant: the counted conversations, each in exactly one of the four after it.
+    assistant_counted: int = 0
+    assistant_resolved: int = 0
+    assistant_person: int = 0
+    assistant_disliked: int = 0
+    assistant_open: int = 0
 
     def empty(self) -> bool:
         return not (self.conversations or self.customer_messages or self.ai_answers)
@@ -198,6 +211,23 @@ def _count_agent(row: DayRow, conv: Any, messages: Sequence[Any], resolved: bool
         figures["csat_count"] += 1
 
 
+def _count_assistant(row: DayRow, conv: Any, messages: Sequence[Any], assigned: bool, now: datetime,
+                     idle_hours: int) -> None:  # fmt: skip
+    """Resolved by the assistant, or why not (definitions.assistant_outcome)."""
+    customer = [m["created_at"] for m in messages if m["role"] == "customer"]
+    person = (assigned or conv["escalated_at"] is not None or conv["handled_by"] == "agent"
+              or conv["assigned_agent_id"] is not None or any(m["role"] == "agent" for m in messages))  # fmt: skip
+    disliked = conv["csat"] in DISLIKED_CSAT or any(m["role"] == "ai" and m["feedback"] == "down" for m in messages)
+    has_ended = ended(conv["status"], parse_iso(customer[-1] if customer else conv["created_at"]), now, idle_hours)
+    cites = any(m["role"] == "ai" and m["outcome"] == "answered" and m["cites"] for m in messages)
+    outcome = assistant_outcome(cites=cites, person=person, disliked=disliked, has_ended=has_ended)
+    if outcome is None:
+        return
+    row.assistant_counted += 1
+    name = f"assistant_{outcome}"
+    setattr(row, name, getattr(row, name) + 1)
+
+
 def _count_conversation(row: DayRow, conv: Any, messages: Sequence[Any], decisions: Sequence[Any]) -> None:
     row.conversations += 1
     first = _first_response(messages)
@@ -235,19 +265,26 @@ def _grouped(rows: Iterable[Any], key: str) -> dict[int, list[Any]]:
     return out
 
 
-def _conversations(conn: Connection, org_id: int, start: str, end: str, rows: dict[int, DayRow]) -> None:
+def _conversations(conn: Connection, org_id: int, start: str, end: str, rows: dict[int, DayRow], now: datetime,
+                   idle_hours: int) -> None:  # fmt: skip
     convs = conn.execute("SELECT * FROM conversations WHERE org_id = ? AND created_at >= ? AND created_at < ?",
                          (org_id, start, end)).fetchall()  # fmt: skip
     cohort = "SELECT id FROM conversations WHERE org_id = ? AND created_at >= ? AND created_at < ?"
     messages = _grouped(conn.execute(
-        f"SELECT id, conversation_id, role, sender, outcome, created_at FROM messages"
-        f" WHERE conversation_id IN ({cohort}) ORDER BY id", (org_id, start, end)), "conversation_id")  # fmt: skip
+        f"SELECT id, conversation_id, role, sender, outcome, feedback, sources != '[]' AS cites, created_at"
+        f" FROM messages WHERE conversation_id IN ({cohort}) ORDER BY id", (org_id, start, end)),
+        "conversation_id")  # fmt: skip
+    # A takeover released again, or an assignment taken back, is only in the audit trail.
+    assigned = {int(r[0].split(":", 1)[1]) for r in conn.execute(
+        "SELECT DISTINCT target FROM audit_events WHERE action = 'conversation.assigned'"
+        f" AND target IN (SELECT 'conversation:' || id FROM ({cohort}))", (org_id, start, end))}  # fmt: skip
     decisions = _grouped(conn.execute(
         f"SELECT conversation_id, trigger_type, rule_id, action, created_at FROM escalation_decisions"
         f" WHERE conversation_id IN ({cohort}) ORDER BY id", (org_id, start, end)), "conversation_id")  # fmt: skip
     for conv in convs:
         row = rows.setdefault(int(conv["team_id"] or 0), DayRow())
         _count_conversation(row, conv, messages.get(int(conv["id"]), []), decisions.get(int(conv["id"]), []))
+        _count_assistant(row, conv, messages.get(int(conv["id"]), []), int(conv["id"]) in assigned, now, idle_hours)
 
 
 def _add_sentiment(groups: dict[str, list[float]], key: str, score: float) -> None:
@@ -296,19 +333,22 @@ def _ai_answers(conn: Connection, org_id: int, start: str, end: str, rows: dict[
         band[2] += int(correct)
 
 
-def compute_day(conn: Connection, org_id: int, day: date) -> dict[int, DayRow]:
-    """The day's rows by team id, from the data as it stands."""
+def compute_day(conn: Connection, org_id: int, day: date, *, now: datetime | None = None,
+                idle_hours: int = DEFAULT_IDLE_HOURS) -> dict[int, DayRow]:  # fmt: skip
+    """The day's rows by team id, from the data as it stands at `now`."""
     start, end = day_bounds(day)
     rows: dict[int, DayRow] = {}
-    _conversations(conn, org_id, start, end, rows)
+    _conversations(conn, org_id, start, end, rows, now or datetime.now(UTC), idle_hours)
     _customer_messages(conn, org_id, start, end, rows)
     _ai_answers(conn, org_id, start, end, rows)
     return {team: row for team, row in rows.items() if not row.empty()}
 
 
-def recompute_day(conn: Connection, org_id: int, day: date, computed_at: str) -> int:
-    """Replace the day's rows (call inside a write transaction). Returns how many rows it wrote."""
-    rows = compute_day(conn, org_id, day)
+def recompute_day(conn: Connection, org_id: int, day: date, computed_at: str, *,
+                  idle_hours: int = DEFAULT_IDLE_HOURS) -> int:  # fmt: skip
+    """Replace the day's rows as they stand at computed_at (call inside a write transaction). Returns how many rows
+    it wrote."""
+    rows = compute_day(conn, org_id, day, now=parse_iso(computed_at), idle_hours=idle_hours)
     conn.execute("DELETE FROM analytics_daily WHERE org_id = ? AND day = ?", (org_id, day.isoformat()))
     for team_id, row in sorted(rows.items()):
         columns = {"org_id": org_id, "day": day.isoformat(), "team_id": team_id, **row.columns(),
@@ -332,8 +372,31 @@ def _span(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def due_days(db: Database, org_id: int, now: datetime) -> list[date]:
-    """Today, yesterday, the days touched by changes since the last run (less OVERLAP), and the stale days."""
+def _gone_idle(conn: Connection, org_id: int, since: str, now: datetime, idle_hours: int) -> set[date]:
+    """The start days of conversations whose idle time ran out since the last run: nothing about them changed, yet
+    they may now be resolved by the assistant. Only those that can be (open, no person, a cited answer) are read;
+    their last change is at or after their last customer message, so none older than idle_hours before `since`."""
+    idle = timedelta(hours=idle_hours)
+    after = "" if not since else _stamp(parse_iso(since) - idle)
+    found = conn.execute(
+        "SELECT c.created_at, (SELECT max(m.created_at) FROM messages m WHERE m.conversation_id = c.id"
+        " AND m.role = 'customer') AS last_customer FROM conversations c"
+        " WHERE c.org_id = ? AND c.updated_at > ? AND c.status NOT IN ('resolved', 'closed')"
+        " AND c.escalated_at IS NULL AND c.handled_by = 'ai' AND EXISTS (SELECT 1 FROM messages a"
+        " WHERE a.conversation_id = c.id AND a.role = 'ai' AND a.outcome = 'answered' AND a.sources != '[]')",
+        (org_id, after),
+    )  # fmt: skip
+    out = set()
+    for created_at, last_customer in found:
+        runs_out = parse_iso(last_customer or created_at) + idle
+        if (not since or runs_out > parse_iso(since)) and runs_out <= now:
+            out.add(parse_iso(created_at).date())
+    return out
+
+
+def due_days(db: Database, org_id: int, now: datetime, idle_hours: int = DEFAULT_IDLE_HOURS) -> list[date]:
+    """Today, yesterday, the days touched by changes since the last run (less OVERLAP), the days of conversations
+    that went idle since then, and the stale days."""
     today = now.astimezone(UTC).date()
     days = {today, today - timedelta(days=1)}
     with db.read() as conn:
@@ -346,8 +409,10 @@ def due_days(db: Database, org_id: int, now: datetime) -> list[date]:
             " WHERE org_id = ? AND (updated_at > ? OR csat_at > ?)", (org_id, since, since),
         ).fetchall()  # fmt: skip
         stale = [r[0] for r in conn.execute("SELECT day FROM analytics_stale WHERE org_id = ?", (org_id,))]
+        idle = _gone_idle(conn, org_id, since, now, idle_hours)
     for first, last in changed:
         days.update(_span(date.fromisoformat(first), min(date.fromisoformat(last), today)))
+    days.update(idle)
     days.update(date.fromisoformat(d) for d in stale)
     return sorted(d for d in days if d <= today)
 
@@ -360,7 +425,7 @@ def _frozen(day: date, now: datetime, retention_days: int | None) -> bool:
 
 
 def rollup_days(db: Database, org_id: int, days: Iterable[date], *, now: datetime | None = None,
-                retention_days: int | None = None) -> Rollup:  # fmt: skip
+                retention_days: int | None = None, idle_hours: int = DEFAULT_IDLE_HOURS) -> Rollup:  # fmt: skip
     """Recompute these days (each in its own transaction), leaving frozen ones as they are."""
     now = now or datetime.now(UTC)
     stamp = _stamp(now)
@@ -370,28 +435,30 @@ def rollup_days(db: Database, org_id: int, days: Iterable[date], *, now: datetim
             frozen.append(day.isoformat())
             continue
         with db.write() as conn:
-            written += recompute_day(conn, org_id, day, stamp)
+            written += recompute_day(conn, org_id, day, stamp, idle_hours=idle_hours)
         done.append(day.isoformat())
     return Rollup(org_id, done, frozen, written, stamp)
 
 
 def rollup_due(db: Database, org_id: int, *, now: datetime | None = None, retention_days: int | None = None,
-               extra: Iterable[date] = ()) -> Rollup:  # fmt: skip
+               extra: Iterable[date] = (), idle_hours: int = DEFAULT_IDLE_HOURS) -> Rollup:  # fmt: skip
     """The periodic run for one organisation (and `extra` days asked for): recompute what is due, then record the
     run's start as the point later changes are looked for from."""
     now = now or datetime.now(UTC)
-    done = rollup_days(db, org_id, [*due_days(db, org_id, now), *extra], now=now, retention_days=retention_days)
+    done = rollup_days(db, org_id, [*due_days(db, org_id, now, idle_hours), *extra], now=now,
+                       retention_days=retention_days, idle_hours=idle_hours)  # fmt: skip
     with db.write() as conn:
         conn.execute("INSERT INTO analytics_state (org_id, rolled_up_at) VALUES (?, ?) ON CONFLICT (org_id)"
                      " DO UPDATE SET rolled_up_at = excluded.rolled_up_at", (org_id, done.rolled_up_at))  # fmt: skip
     return done
 
 
-def rollup_all(db: Database, *, now: datetime | None = None, retention_days: int | None = None) -> list[Rollup]:
+def rollup_all(db: Database, *, now: datetime | None = None, retention_days: int | None = None,
+               idle_hours: int = DEFAULT_IDLE_HOURS) -> list[Rollup]:  # fmt: skip
     """Every organisation's periodic run (what the background task calls every 15 minutes)."""
     with db.read() as conn:
         org_ids = [int(r[0]) for r in conn.execute("SELECT id FROM orgs ORDER BY id")]
-    return [rollup_due(db, org_id, now=now, retention_days=retention_days) for org_id in org_ids]
+    return [rollup_due(db, org_id, now=now, retention_days=retention_days, idle_hours=idle_hours) for org_id in org_ids]
 
 
 def last_rollup(conn: Connection, org_id: int) -> str | None:
@@ -400,11 +467,12 @@ def last_rollup(conn: Connection, org_id: int) -> str | None:
 
 
 def rollup_now(db: Database, ctx: Context, org_id: int, *, since: date | None = None, until: date | None = None,
-               retention_days: int | None = None, now: datetime | None = None) -> Rollup:  # fmt: skip
+               retention_days: int | None = None, now: datetime | None = None,
+               idle_hours: int = DEFAULT_IDLE_HOURS) -> Rollup:  # fmt: skip
     """A person's "recompute now": what is due, and the days from since to until if asked for. Audited."""
     if (since is None) != (until is None):
         raise InvalidValue("give both since and until, or neither")
     extra = check_range(since, until) if since is not None and until is not None else []
-    done = rollup_due(db, org_id, now=now, retention_days=retention_days, extra=extra)
+    done = rollup_due(db, org_id, now=now, retention_days=retention_days, extra=extra, idle_hours=idle_hours)
     audit.record_alone(db, ctx, AnalyticsRolledUp(done.days))
     return done

@@ -112,7 +112,8 @@ def recompute(request: Request, since: Annotated[str, Form(max_length=10)], unti
     first, last = chosen_range(since, until)
     inst = instance(request)
     rollup.rollup_now(inst.db, principal.context(client_addr(request)), principal.org_id, since=first, until=last,
-                      retention_days=inst.settings.conversation_retention_days)  # fmt: skip
+                      retention_days=inst.settings.conversation_retention_days,
+                      idle_hours=inst.settings.resolution_idle_hours)  # fmt: skip
     return see_other(dashboard_url(first, last, parse_team(team)))
 
 

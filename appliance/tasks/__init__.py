@@ -74,7 +74,8 @@ class Tasks:
         # Every 15 minutes: each organisation's rollups for today, yesterday and the days changed since the last run.
         @self.huey.periodic_task(crontab(minute="*/15"))
         def rollup_analytics() -> None:
-            runs = rollup.rollup_all(inst.db, retention_days=inst.settings.conversation_retention_days)
+            runs = rollup.rollup_all(inst.db, retention_days=inst.settings.conversation_retention_days,
+                                     idle_hours=inst.settings.resolution_idle_hours)
             log.info("analytics rolled up", extra={"fields": {"orgs": len(runs),
                                                                "days": sum(len(r.days) for r in runs)}})  # fmt: skip
 

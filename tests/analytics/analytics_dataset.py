@@ -163,8 +163,9 @@ def build(inst: Instance, seed: Seed, monkeypatch: pytest.MonkeyPatch) -> Datase
     team = routing.save_team(inst.db, ctx, org, "Complaints desk", [a], {}, "", False)
     rule = create_rule(inst.db, ctx, org, RuleInput("complaints", "keyword", r"\bcomplaint\b", target_team_id=team.id))
     data = Dataset(org, team.id, rule.id, a, b, user_id(inst, Seed.email("support_manager")))
+    # One refusal hands over here (max_failed_attempts 1), as the script's C5 and C10 need.
     flow = Flow(inst.db, lambda: ScriptedEngine(), triage=RulesTriage(3, 10),  # type: ignore[arg-type, return-value]
-                sentiment=lambda: ScriptedSentiment(), topics=topic_of)  # fmt: skip
+                sentiment=lambda: ScriptedSentiment(), topics=topic_of, max_failed_attempts=1)  # fmt: skip
     low, mid = _customer(inst, org, "lo", 500), _customer(inst, org, "mid", 5_000)
     high, top = _customer(inst, org, "hi", 20_000), _customer(inst, org, "top", 250_000)
     with fixed_clock(monkeypatch) as clock:

@@ -43,7 +43,7 @@ def test_the_dashboard_after_recompute_now(inst: Instance, seed: Seed, data: Dat
     assert [v["conversations"] for v in d["volume"]] == [4, 4, 2]
     assert (d["resolution"]["ai_resolved"], d["resolution"]["agent_resolved"], d["resolution"]["open"]) == (6, 3, 1)
     assert d["first_response"] == {"count": 10, "median_s": 6.5, "p90_s": 180.0}
-    assert d["escalation"]["reasons"][1] == {"trigger_type": "keyword", "rule_id": data.rule_id,
+    assert d["escalation"]["reasons"][0] == {"trigger_type": "keyword", "rule_id": data.rule_id,
                                              "rule_name": "complaints", "count": 2}  # fmt: skip
     assert d["rolled_up_at"] == done.json()["rolled_up_at"]
     team = manager.get("/api/analytics/dashboard", params={**RANGE, "team_id": data.team_id}).json()

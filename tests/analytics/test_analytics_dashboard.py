@@ -33,10 +33,11 @@ def test_volume_resolution_and_escalation(inst: Instance, data: Dataset) -> None
     assert d.resolution == Resolution(conversations=10, resolved=9, ai_resolved=6, agent_resolved=3,
                                       other_resolved=0, open=1, resolution_rate=9 / 10, ai_share=6 / 9,
                                       agent_share=3 / 9)  # fmt: skip
-    # Escalated: C3 and C8 by the complaints rule, C5 and C10 by a refusal; nobody has answered C10 yet.
+    # Escalated: C3 and C8 by the complaints rule, C5 and C10 by a refusal (the failed-attempt limit is 1 in the
+    # data set); nobody has answered C10 yet.
     assert d.escalation.escalated == 4 and d.escalation.rate == 4 / 10 and d.escalation.unanswered == 1
-    assert d.escalation.reasons == [EscalationReason("confidence", None, None, 2),
-                                    EscalationReason("keyword", data.rule_id, "complaints", 2)]  # fmt: skip
+    assert d.escalation.reasons == [EscalationReason("keyword", data.rule_id, "complaints", 2),
+                                    EscalationReason("repeated_failure", None, None, 2)]  # fmt: skip
 
 
 def test_response_and_resolution_times(inst: Instance, data: Dataset) -> None:

@@ -86,7 +86,7 @@ def test_the_dashboard_shows_the_figures_of_the_seeded_days(inst: Instance, data
     assert table(page, "table-times") == [["First response", "10", "6.5 s", "3 min"],
                                           ["Agent's first reply after escalation", "3", "6 min", "12 min"],
                                           ["Resolution", "9", "20 min", "40 min"]]  # fmt: skip
-    assert table(page, "table-reasons") == [["Confidence", "built in", "2"], ["Keyword", "complaints", "2"]]
+    assert table(page, "table-reasons") == [["Keyword", "complaints", "2"], ["Repeated failure", "built in", "2"]]
     # Every row of every table is the dashboard's own figure.
     assert table(page, "table-volume") == [[v.day, str(v.conversations), str(v.customer_messages)] for v in d.volume]
     assert table(page, "table-csat") == [[k, str(v)] for k, v in d.csat.distribution.items()]

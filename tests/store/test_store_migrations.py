@@ -134,6 +134,10 @@ def _seed_v13(conn: Connection) -> None:
                  (NOW,))  # fmt: skip
 
 
+def _seed_v14(conn: Connection) -> None:
+    conn.execute("UPDATE analytics_daily SET assistant_counted = 1, assistant_resolved = 1 WHERE org_id = 1")
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
     1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
@@ -142,6 +146,7 @@ SEEDERS: dict[int, Callable[[Connection], None]] = {
     11: _seed_v11,
     12: _seed_v12,
     13: _seed_v13,
+    14: _seed_v14,
 }  # fmt: skip
 
 

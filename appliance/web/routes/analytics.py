@@ -51,7 +51,8 @@ def rollup_now(request: Request, body: RollupBody | None = None,
     inst = instance(request)
     done = rollup.rollup_now(inst.db, principal.context(client_addr(request)), principal.org_id,
                              since=body.since if body else None, until=body.until if body else None,
-                             retention_days=inst.settings.conversation_retention_days)  # fmt: skip
+                             retention_days=inst.settings.conversation_retention_days,
+                             idle_hours=inst.settings.resolution_idle_hours)  # fmt: skip
     return dataclasses.asdict(done)
 
 
