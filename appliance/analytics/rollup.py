@@ -35,7 +35,7 @@ from appliance.analytics.definitions import (
     ended, segment,
 )  # fmt: skip
 from appliance.audit.events import AnalyticsRolledUp, Context
-from appliance.errors import InvalidValue
+from appliance.errors import InvalidValue, NotFound
 from appliance.store import Connection, Database, parse_iso
 
 # A change is stamped just before its transaction begins; one committed while a run was reading is caught by the
@@ -211,16 +211,21 @@ def _count_agent(row: DayRow, conv: Any, messages: Sequence[Any], resolved: bool
         figures["csat_count"] += 1
 
 
-def _count_assistant(row: DayRow, conv: Any, messages: Sequence[Any], assigned: bool, now: datetime,
-                     idle_hours: int) -> None:  # fmt: skip
-    """Resolved by the assistant, or why not (definitions.assistant_outcome)."""
+def _assistant_outcome(conv: Any, messages: Sequence[Any], assigned: bool, now: datetime,
+                       idle_hours: int) -> str | None:  # fmt: skip
+    """Resolved by the assistant, or why not (definitions.assistant_outcome); None: not counted."""
     customer = [m["created_at"] for m in messages if m["role"] == "customer"]
     person = (assigned or conv["escalated_at"] is not None or conv["handled_by"] == "agent"
               or conv["assigned_agent_id"] is not None or any(m["role"] == "agent" for m in messages))  # fmt: skip
     disliked = conv["csat"] in DISLIKED_CSAT or any(m["role"] == "ai" and m["feedback"] == "down" for m in messages)
     has_ended = ended(conv["status"], parse_iso(customer[-1] if customer else conv["created_at"]), now, idle_hours)
     cites = any(m["role"] == "ai" and m["outcome"] == "answered" and m["cites"] for m in messages)
-    outcome = assistant_outcome(cites=cites, person=person, disliked=disliked, has_ended=has_ended)
+    return assistant_outcome(cites=cites, person=person, disliked=disliked, has_ended=has_ended)
+
+
+def _count_assistant(row: DayRow, conv: Any, messages: Sequence[Any], assigned: bool, now: datetime,
+                     idle_hours: int) -> None:  # fmt: skip
+    outcome = _assistant_outcome(conv, messages, assigned, now, idle_hours)
     if outcome is None:
         return
     row.assistant_counted += 1
@@ -265,19 +270,39 @@ def _grouped(rows: Iterable[Any], key: str) -> dict[int, list[Any]]:
     return out
 
 
+MESSAGE_COLUMNS = "id, conversation_id, role, sender, outcome, feedback, sources != '[]' AS cites, created_at"
+
+
+def _assigned(conn: Connection, cohort: str, args: Sequence[Any]) -> set[int]:
+    """The cohort's conversations ever assigned to a person: a takeover released again, or an assignment taken
+    back, leaves its mark only in the audit trail."""
+    return {int(r[0].split(":", 1)[1]) for r in conn.execute(
+        "SELECT DISTINCT target FROM audit_events WHERE action = 'conversation.assigned'"
+        f" AND target IN (SELECT 'conversation:' || id FROM ({cohort}))", args)}  # fmt: skip
+
+
+def conversation_outcome(conn: Connection, org_id: int, conversation_id: int, *, now: datetime | None = None,
+                         idle_hours: int = DEFAULT_IDLE_HOURS) -> str | None:  # fmt: skip
+    """One conversation against the resolution definition, as a rollup at `now` counts it: None (not counted) or
+    one of ASSISTANT_OUTCOMES."""
+    conv = conn.execute("SELECT * FROM conversations WHERE org_id = ? AND id = ?", (org_id, conversation_id)).fetchone()
+    if conv is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    messages = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+                            (conversation_id,)).fetchall()  # fmt: skip
+    assigned = _assigned(conn, "SELECT id FROM conversations WHERE id = ?", (conversation_id,))
+    return _assistant_outcome(conv, messages, bool(assigned), now or datetime.now(UTC), idle_hours)
+
+
 def _conversations(conn: Connection, org_id: int, start: str, end: str, rows: dict[int, DayRow], now: datetime,
                    idle_hours: int) -> None:  # fmt: skip
     convs = conn.execute("SELECT * FROM conversations WHERE org_id = ? AND created_at >= ? AND created_at < ?",
                          (org_id, start, end)).fetchall()  # fmt: skip
     cohort = "SELECT id FROM conversations WHERE org_id = ? AND created_at >= ? AND created_at < ?"
     messages = _grouped(conn.execute(
-        f"SELECT id, conversation_id, role, sender, outcome, feedback, sources != '[]' AS cites, created_at"
-        f" FROM messages WHERE conversation_id IN ({cohort}) ORDER BY id", (org_id, start, end)),
-        "conversation_id")  # fmt: skip
-    # A takeover released again, or an assignment taken back, is only in the audit trail.
-    assigned = {int(r[0].split(":", 1)[1]) for r in conn.execute(
-        "SELECT DISTINCT target FROM audit_events WHERE action = 'conversation.assigned'"
-        f" AND target IN (SELECT 'conversation:' || id FROM ({cohort}))", (org_id, start, end))}  # fmt: skip
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id IN ({cohort}) ORDER BY id",
+        (org_id, start, end)), "conversation_id")  # fmt: skip
+    assigned = _assigned(conn, cohort, (org_id, start, end))
     decisions = _grouped(conn.execute(
         f"SELECT conversation_id, trigger_type, rule_id, action, created_at FROM escalation_decisions"
         f" WHERE conversation_id IN ({cohort}) ORDER BY id", (org_id, start, end)), "conversation_id")  # fmt: skip

@@ -23,13 +23,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.analytics.dashboard import AssistantResolution, dashboard
-from appliance.analytics.rollup import rollup_days, rollup_due
+from appliance.analytics.rollup import conversation_outcome, rollup_days, rollup_due
 from appliance.answering.types import Answer, Source
 from appliance.config import Settings
 from appliance.conversations.flow import Flow
 from appliance.escalation.rules import RulesTriage
 from appliance.instance import Instance, cli_context
-from tests.analytics.analytics_dataset import Dataset, Player, fixed_clock, user_id
+from tests.analytics.analytics_dataset import Clock, fixed_clock, user_id
 from tests.conftest import Seed, client_for, make_settings
 from tests.console.test_console_analytics_pages import figure, table
 from tests.console.test_console_pages import console, secured
@@ -59,17 +59,42 @@ def settings(tmp_path: Any, request: pytest.FixtureRequest) -> Settings:
     return make_settings(tmp_path, **getattr(request, "param", {}))
 
 
-def play(inst: Instance, seed: Seed, monkeypatch: pytest.MonkeyPatch, day: date, recent: datetime) -> Dataset:
+class Customer:
+    """The customers' side: a message and the assistant's reply, closing the chat, a rating (only what the flow
+    does, so that nothing here escalates on its own)."""
+
+    def __init__(self, flow: Flow, clock: Clock, org_id: int) -> None:
+        self.flow, self.clock, self.org_id, self.ctx = flow, clock, org_id, cli_context(org_id)
+        self.conversations: dict[str, int] = {}
+        self.replies: dict[str, list[int]] = {}
+
+    def say(self, name: str, at: tuple[date, str], text: str, reply_at: str) -> None:
+        self.clock.at(*at)
+        received = self.flow.receive(self.ctx, self.org_id, text, sender=f"visitor:{name}",
+                                     conversation_id=self.conversations.get(name), visitor_id=name)  # fmt: skip
+        self.conversations[name] = received.conversation_id
+        self.clock.at(at[0], reply_at)
+        responded = self.flow.respond(self.ctx, self.org_id, received)
+        assert responded.message_id is not None
+        self.replies.setdefault(name, []).append(responded.message_id)
+
+    def resolve(self, name: str, at: tuple[date, str], csat: int | None = None) -> None:
+        self.clock.at(*at)
+        self.flow.resolve(self.ctx, self.org_id, self.conversations[name], name)
+        if csat is not None:
+            self.flow.csat(self.ctx, self.org_id, self.conversations[name], name, csat, "")
+
+
+def play(inst: Instance, seed: Seed, monkeypatch: pytest.MonkeyPatch, day: date, recent: datetime) -> Customer:
     """The nine conversations: R1-R5 and R7-R9 on `day`, R6 at `recent`."""
     org = seed.north
     agent = user_id(inst, Seed.email("agent"))
-    data = Dataset(org, 0, 0, agent, agent, 0)
     flow = Flow(inst.db, lambda: CitingEngine(), triage=RulesTriage(3, 10))  # type: ignore[arg-type, return-value]
     ctx = cli_context(org)
     with fixed_clock(monkeypatch) as clock:
-        p = Player(inst, flow, clock, data)
+        p = data = Customer(flow, clock, org)
         p.say("R1", (day, "09:00:00"), "How do I reset my password?", reply_at="09:00:02")
-        p.resolve("R1", (day, "09:05:00"), csat=5, visitor=True)
+        p.resolve("R1", (day, "09:05:00"), csat=5)
 
         p.say("R2", (day, "09:10:00"), "When is the clinic open on Sunday?", reply_at="09:10:02")
         clock.at(day, "09:11:00")
@@ -79,26 +104,26 @@ def play(inst: Instance, seed: Seed, monkeypatch: pytest.MonkeyPatch, day: date,
         p.say("R3", (day, "09:20:00"), "How do I book an appointment?", reply_at="09:20:02")
         clock.at(day, "09:21:00")
         flow.feedback(ctx, org, data.replies["R3"][0], "R3", "down")
-        p.resolve("R3", (day, "09:22:00"), visitor=True)
+        p.resolve("R3", (day, "09:22:00"))
 
         p.say("R4", (day, "09:30:00"), "Where do I find my test results?", reply_at="09:30:02")
-        p.resolve("R4", (day, "09:31:00"), csat=2, visitor=True)
+        p.resolve("R4", (day, "09:31:00"), csat=2)
 
         p.say("R5", (day, "10:00:00"), "Can I pay my bill in instalments?", reply_at="10:00:02")
 
         p.say("R7", (day, "10:30:00"), "hello there", reply_at="10:30:01")
         p.say("R7", (day, "10:31:00"), "thanks, bye", reply_at="10:31:01")
-        p.resolve("R7", (day, "10:32:00"), visitor=True)
+        p.resolve("R7", (day, "10:32:00"))
 
         p.say("R8", (day, "11:00:00"), "Is the pharmacy open late?", reply_at="11:00:02")
         clock.at(day, "11:01:00")
         flow.takeover(ctx, org, data.conversations["R8"], agent)
         clock.at(day, "11:02:00")
         flow.release(ctx, org, data.conversations["R8"], agent, False)
-        p.resolve("R8", (day, "11:03:00"), visitor=True)
+        p.resolve("R8", (day, "11:03:00"))
 
         p.say("R9", (day, "11:30:00"), "Can I park my car overnight?", reply_at="11:30:02")
-        p.resolve("R9", (day, "11:31:00"), visitor=True)
+        p.resolve("R9", (day, "11:31:00"))
 
         at = recent.strftime("%H:%M:%S")
         p.say("R6", (recent.date(), at), "How do I cancel my appointment?", reply_at=at)
@@ -111,9 +136,14 @@ def _outcome(inst: Instance, org_id: int, first: date, last: date) -> AssistantR
 
 def test_each_branch_of_the_definition(inst: Instance, seed: Seed, monkeypatch: pytest.MonkeyPatch) -> None:
     day = date(2030, 3, 4)
-    play(inst, seed, monkeypatch, day, datetime(2030, 3, 5, 11, 0, tzinfo=UTC))
+    data = play(inst, seed, monkeypatch, day, datetime(2030, 3, 5, 11, 0, tzinfo=UTC))
     rollup_days(inst.db, seed.north, [day, day + timedelta(days=1)], now=datetime(2030, 3, 5, 12, 0, tzinfo=UTC))
     assert _outcome(inst, seed.north, day, day + timedelta(days=1)) == EXPECTED
+    with inst.db.read() as conn:
+        each = {name: conversation_outcome(conn, seed.north, conversation, now=datetime(2030, 3, 5, 12, 0, tzinfo=UTC))
+                for name, conversation in data.conversations.items()}  # fmt: skip
+    assert each == {"R1": "resolved", "R2": "person", "R3": "disliked", "R4": "disliked", "R5": "resolved",
+                    "R6": "open", "R7": None, "R8": "person", "R9": None}  # fmt: skip
     # R6 alone is on the second day: counted, not ended an hour after its answer.
     assert _outcome(inst, seed.north, day + timedelta(days=1), day + timedelta(days=1)) == AssistantResolution(
         counted=1, not_counted=0, resolved=0, person=0, disliked=0, open=1, rate=0.0)  # fmt: skip
