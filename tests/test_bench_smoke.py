@@ -125,3 +125,18 @@ def test_redaction_bench_runs_and_prints_one_json_object() -> None:
     assert report["kinds"] == ["pan", "iban", "us_ssn", "cvv", "nhs_number", "mrn"]
     for figures in report["sets"].values():
         assert "missing" in figures or (figures["messages"] == 20 and figures["messages_per_s"] > 0)
+
+
+def test_resolution_bench_plays_scripts_through_the_flow_and_prints_one_json_object() -> None:
+    out = subprocess.run([sys.executable, "bench/resolution.py", "--limit", "2", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["scripts"] == 2 and len(report["conversations"]) == 2
+    assert report["setup"]["passages_indexed"] > report["setup"]["articles"] > 0
+    figures = report["after_idle"]
+    assert figures["conversations"] == 2 and figures["counted"] + figures["not_counted"] == 2
+    assert figures["resolved"] + figures["person"] + figures["disliked"] + figures["open"] == figures["counted"]
+    assert report["resolution_rate"] == figures["rate"]
+    for played in report["conversations"]:
+        assert played["replies"] and played["after_idle"] in (None, "resolved", "person", "disliked", "open")
