@@ -228,7 +228,8 @@ def main() -> None:
     for label, f in ((f"after {s['resolution_idle_hours']} h (idle conversations ended)", a),
                      ("at the end of the scripts", e)):  # fmt: skip
         print(f"resolution rate {label}: {_percent(f['rate'])} = {f['resolved']} resolved / {f['counted']} counted "
-              f"(a person {f['person']}, thumbs-down or CSAT 1-2 {f['disliked']}, not ended {f['open']}; "
+              f"(a person {f['person']}, thumbs-down or CSAT 1-2 {f['disliked']}, only refusals {f['unanswered']}, "
+              f"not ended {f['open']}; "
               f"not counted {f['not_counted']} of {f['conversations']})")  # fmt: skip
 
 

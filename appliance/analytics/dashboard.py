@@ -50,13 +50,14 @@ class Resolution:
 class AssistantResolution:
     """Resolved by the assistant (docs/analytics.md): of the conversations started in the range."""
 
-    counted: int  # with an AI answer that cites a source
-    not_counted: int  # the rest: only small talk, notices, urgent guidance, refusals, or no reply at all
+    counted: int  # the assistant answered with a cited source, or refused
+    not_counted: int  # the rest: only small talk, notices, urgent guidance, or no reply at all
     resolved: int  # ended (resolved, closed or idle) with no person, no thumbs-down and no CSAT of 1-2
     person: int  # a person took part (escalated, taken over, assigned or replied)
     disliked: int  # no person, but a thumbs-down on an AI answer or a CSAT of 1-2
     open: int  # none of those, and not ended yet
     rate: float | None  # resolved / counted
+    unanswered: int = 0  # no person, and only refusals: the assistant never answered
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def _assistant_resolution(total: DayRow) -> AssistantResolution:
     return AssistantResolution(
         total.assistant_counted, total.conversations - total.assistant_counted, total.assistant_resolved,
         total.assistant_person, total.assistant_disliked, total.assistant_open,
-        _ratio(total.assistant_resolved, total.assistant_counted),
+        _ratio(total.assistant_resolved, total.assistant_counted), total.assistant_unanswered,
     )  # fmt: skip
 
 

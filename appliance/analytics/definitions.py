@@ -29,9 +29,10 @@ ANSWER_OUTCOMES = ("answered", "refused", "blocked")
 MAX_RANGE_DAYS = 366
 
 # Resolved by the assistant (docs/analytics.md#resolved-by-the-assistant). A conversation is counted when the
-# assistant gave it at least one answer that cites a source; small talk, notices, urgent guidance and refusals alone
-# are not a question the help centre answered. Of the counted, each is in exactly one of these, checked in order:
-ASSISTANT_OUTCOMES = ("person", "disliked", "open", "resolved")
+# customer asked the assistant a question: it gave at least one answer that cites a source or one refusal (small
+# talk, notices and urgent guidance alone are not a question of the help centre). Of the counted, each is in exactly
+# one of these, checked in order; "unanswered": no person, and no answer that cites a source, only refusals.
+ASSISTANT_OUTCOMES = ("person", "disliked", "unanswered", "open", "resolved")
 DISLIKED_CSAT = (1, 2)  # a CSAT this low says the conversation was not resolved, whatever its status
 # The setting's own default (declared once, in config), for callers that are not handed the settings, such as tests.
 DEFAULT_IDLE_HOURS: int = Settings.model_fields["resolution_idle_hours"].default
@@ -69,16 +70,18 @@ def ended(status: str, last_customer_at: datetime, now: datetime, idle_hours: in
     return status in ("resolved", "closed") or now - last_customer_at >= timedelta(hours=idle_hours)
 
 
-def assistant_outcome(*, cites: bool, person: bool, disliked: bool, has_ended: bool) -> str | None:
+def assistant_outcome(*, cites: bool, refused: bool, person: bool, disliked: bool, has_ended: bool) -> str | None:
     """One conversation against the definition: None when it is not counted, else one of ASSISTANT_OUTCOMES.
-    person: escalated, taken over, assigned or replied to by an agent, ever; disliked: a thumbs-down on any AI
-    answer in it, or a CSAT in DISLIKED_CSAT."""
-    if not cites:
+    cites: an AI answer that cites a source; refused: a refusal; person: escalated, taken over, assigned or replied
+    to by an agent, ever; disliked: a thumbs-down on any AI answer in it, or a CSAT in DISLIKED_CSAT."""
+    if not cites and not refused:
         return None
     if person:
         return "person"
     if disliked:
         return "disliked"
+    if not cites:
+        return "unanswered"
     return "resolved" if has_ended else "open"
 
 

@@ -80,12 +80,13 @@ class DayRow:
     ai_reviewed: int = 0
     ai_correct: int = 0
     ai_by_band: dict[str, list[int]] = field(default_factory=dict)  # band: [answers, reviewed, correct]
-    # Resolved by the assistant: the counted conversations, each in exactly one of the four after it.
+    # Resolved by the assistant: the counted conversations, each in exactly one of the five after it.
     assistant_counted: int = 0
     assistant_resolved: int = 0
     assistant_person: int = 0
     assistant_disliked: int = 0
     assistant_open: int = 0
+    assistant_unanswered: int = 0
 
     def empty(self) -> bool:
         return not (self.conversations or self.customer_messages or self.ai_answers)
@@ -220,7 +221,8 @@ def _assistant_outcome(conv: Any, messages: Sequence[Any], assigned: bool, now: 
     disliked = conv["csat"] in DISLIKED_CSAT or any(m["role"] == "ai" and m["feedback"] == "down" for m in messages)
     has_ended = ended(conv["status"], parse_iso(customer[-1] if customer else conv["created_at"]), now, idle_hours)
     cites = any(m["role"] == "ai" and m["outcome"] == "answered" and m["cites"] for m in messages)
-    return assistant_outcome(cites=cites, person=person, disliked=disliked, has_ended=has_ended)
+    refused = any(m["role"] == "ai" and m["outcome"] == "refused" for m in messages)
+    return assistant_outcome(cites=cites, refused=refused, person=person, disliked=disliked, has_ended=has_ended)
 
 
 def _count_assistant(row: DayRow, conv: Any, messages: Sequence[Any], assigned: bool, now: datetime,

@@ -10,9 +10,9 @@ article, at times the test sets:
     R6  a cited answer an hour before the rollup                          not ended yet
     R7  only small talk                                                   not counted
     R8  a cited answer, taken over by an agent and released unanswered   a person took part (found in the audit)
-    R9  only a refusal                                                    not counted
+    R9  only a refusal                                                    unanswered
 
-Counted: R1-R6 and R8 (7); resolved: R1 and R5, so the rate is 2 / 7 on the API and on the console page."""
+Counted: R1-R6, R8 and R9 (8); resolved: R1 and R5, so the rate is 2 / 8 on the API and on the console page."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ ANSWERED = {"How do I reset my password?", "When is the clinic open on Sunday?",
 SMALLTALK = {"hello there", "thanks, bye"}
 SOURCE = Source(1, 1, 1, "Your account", "/help/north/articles/1", 1, 0, 40, "Reset your password from the login page.")
 
-EXPECTED = AssistantResolution(counted=7, not_counted=2, resolved=2, person=2, disliked=2, open=1, rate=2 / 7)
+EXPECTED = AssistantResolution(counted=8, not_counted=1, resolved=2, person=2, disliked=2, open=1, rate=2 / 8,
+                               unanswered=1)
 
 
 class CitingEngine:
@@ -143,7 +144,7 @@ def test_each_branch_of_the_definition(inst: Instance, seed: Seed, monkeypatch: 
         each = {name: conversation_outcome(conn, seed.north, conversation, now=datetime(2030, 3, 5, 12, 0, tzinfo=UTC))
                 for name, conversation in data.conversations.items()}  # fmt: skip
     assert each == {"R1": "resolved", "R2": "person", "R3": "disliked", "R4": "disliked", "R5": "resolved",
-                    "R6": "open", "R7": None, "R8": "person", "R9": None}  # fmt: skip
+                    "R6": "open", "R7": None, "R8": "person", "R9": "unanswered"}  # fmt: skip
     # R6 alone is on the second day: counted, not ended an hour after its answer.
     assert _outcome(inst, seed.north, day + timedelta(days=1), day + timedelta(days=1)) == AssistantResolution(
         counted=1, not_counted=0, resolved=0, person=0, disliked=0, open=1, rate=0.0)  # fmt: skip
@@ -165,7 +166,7 @@ def test_a_run_counts_conversations_gone_idle_since_the_last(inst: Instance, see
     # Two days on nothing has changed, but R5 and R6 went idle meanwhile: their day is recomputed too.
     later = rollup_due(inst.db, seed.north, now=datetime(2030, 3, 7, 12, 0, tzinfo=UTC))
     assert later.days == ["2030-03-04", "2030-03-06", "2030-03-07"]
-    assert _outcome(inst, seed.north, day, day) == AssistantResolution(7, 2, 3, 2, 2, 0, 3 / 7)
+    assert _outcome(inst, seed.north, day, day) == AssistantResolution(8, 1, 3, 2, 2, 0, 3 / 8, 1)
     assert rollup_due(inst.db, seed.north, now=datetime(2030, 3, 7, 12, 15, tzinfo=UTC)).days == [
         "2030-03-06", "2030-03-07"]  # fmt: skip
 
@@ -186,16 +187,18 @@ def test_the_rate_on_the_api_and_the_console(inst: Instance, seed: Seed, monkeyp
     assert manager.post("/api/analytics/rollup", json=params).status_code == 200
     got = manager.get("/api/analytics/dashboard", params=params)
     assert got.status_code == 200, got.text
-    assert got.json()["assistant_resolution"] == {"counted": 7, "not_counted": 2, "resolved": 2, "person": 2,
-                                                  "disliked": 2, "open": 1, "rate": 2 / 7}  # fmt: skip
+    assert got.json()["assistant_resolution"] == {"counted": 8, "not_counted": 1, "resolved": 2, "person": 2,
+                                                  "disliked": 2, "open": 1, "rate": 2 / 8,
+                                                  "unanswered": 1}  # fmt: skip
     assert got.json()["resolution"]["conversations"] == 9
 
     browser, _ = console(inst, "support_manager")
     page = secured(browser.get("/console/analytics", params=params)).text
-    assert figure(page, "assistant-resolution-rate") == "28.6%"
+    assert figure(page, "assistant-resolution-rate") == "25.0%"
     assert table(page, "table-assistant-resolution") == [
         ["Resolved by the assistant", "2"], ["A person took part", "2"], ["Thumbs-down or CSAT 1 to 2", "2"],
-        ["Not ended yet", "1"], ["Not counted (no cited answer)", "2"]]  # fmt: skip
+        ["Only refusals, no person", "1"], ["Not ended yet", "1"],
+        ["Not counted (no question for the assistant)", "1"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("settings", [{"resolution_idle_hours": 72}], indirect=True)
@@ -206,7 +209,7 @@ def test_recompute_now_reads_the_idle_setting(inst: Instance, seed: Seed, monkey
     assert manager.post("/api/analytics/rollup", json=params).status_code == 200
     figures = manager.get("/api/analytics/dashboard", params=params).json()["assistant_resolution"]
     # R5 has been quiet for two days, less than 72 hours: not ended yet.
-    assert (figures["resolved"], figures["open"], figures["rate"]) == (1, 2, 1 / 7)
+    assert (figures["resolved"], figures["open"], figures["rate"]) == (1, 2, 1 / 8)
 
 
 def test_nothing_counted_gives_no_rate(inst: Instance, seed: Seed) -> None:

@@ -135,7 +135,8 @@ def _seed_v13(conn: Connection) -> None:
 
 
 def _seed_v14(conn: Connection) -> None:
-    conn.execute("UPDATE analytics_daily SET assistant_counted = 1, assistant_resolved = 1 WHERE org_id = 1")
+    conn.execute("UPDATE analytics_daily SET assistant_counted = 2, assistant_resolved = 1, assistant_unanswered = 1"
+                 " WHERE org_id = 1")
 
 
 # Data each schema version can hold; a new migration adds its seeder here.
