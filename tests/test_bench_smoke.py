@@ -127,6 +127,15 @@ def test_redaction_bench_runs_and_prints_one_json_object() -> None:
         assert "missing" in figures or (figures["messages"] == 20 and figures["messages_per_s"] > 0)
 
 
+def test_smalltalk_and_urgent_benches_run_and_print_one_json_object() -> None:
+    for script in ("bench/smalltalk.py", "bench/urgent.py"):
+        out = subprocess.run([sys.executable, script, "--examples", "1", "--json"], cwd=ROOT, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        report = json.loads(out.stdout)
+        assert 0 <= report["false_positive_rate_overall"] <= 1 and report["negative_rows"] > 0
+        assert report["recall_overall" if script.endswith("smalltalk.py") else "recall"] > 0
+
+
 def test_resolution_bench_plays_scripts_through_the_flow_and_prints_one_json_object() -> None:
     out = subprocess.run([sys.executable, "bench/resolution.py", "--limit", "2", "--json"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -136,7 +145,8 @@ def test_resolution_bench_plays_scripts_through_the_flow_and_prints_one_json_obj
     assert report["setup"]["passages_indexed"] > report["setup"]["articles"] > 0
     figures = report["after_idle"]
     assert figures["conversations"] == 2 and figures["counted"] + figures["not_counted"] == 2
-    assert figures["resolved"] + figures["person"] + figures["disliked"] + figures["open"] == figures["counted"]
+    assert figures["resolved"] + figures["person"] + figures["disliked"] + figures["open"] + figures["unanswered"] == figures[
+        "counted"]
     assert report["resolution_rate"] == figures["rate"]
     for played in report["conversations"]:
-        assert played["replies"] and played["after_idle"] in (None, "resolved", "person", "disliked", "open")
+        assert played["replies"] and played["after_idle"] in (None, "resolved", "person", "disliked", "unanswered", "open")

@@ -3,7 +3,8 @@ organisation-wide one) and filters, each with its customer, the last message, an
 that person last opened it.
 
 Unread counts come from a per-person bookmark (conversation_reads): the newest message id they had seen when they
-last opened the conversation. Their own messages never count as unread.
+last opened the conversation. Their own messages never count as unread, nor do the service's notices to the
+customer (who is coming, out of hours): the excerpt and the count are about what people wrote.
 """
 
 from __future__ import annotations
@@ -105,12 +106,14 @@ def list_inbox(db: Database, org_id: int, viewer: Viewer, filters: Filters,
         "SELECT c.*, u.name AS agent_name, cu.name AS customer_name, cu.email AS customer_email,"
         " lm.role AS last_role, lm.content AS last_content,"
         " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id"
-        "  AND m.id > coalesce(r.last_read_message_id, 0) AND coalesce(m.sender, '') != ?) AS unread"
+        "  AND m.id > coalesce(r.last_read_message_id, 0) AND coalesce(m.sender, '') != ?"
+        "  AND coalesce(m.outcome, '') != 'notice') AS unread"
         " FROM conversations c"
         " LEFT JOIN users u ON u.id = c.assigned_agent_id"
         " LEFT JOIN customers cu ON cu.id = c.customer_id"
         " LEFT JOIN conversation_reads r ON r.conversation_id = c.id AND r.user_id = ?"
-        " LEFT JOIN messages lm ON lm.id = (SELECT max(id) FROM messages WHERE conversation_id = c.id)"
+        " LEFT JOIN messages lm ON lm.id = (SELECT max(id) FROM messages WHERE conversation_id = c.id"
+        "  AND coalesce(outcome, '') != 'notice')"
         f" WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
     )  # fmt: skip
     with db.read() as conn:
