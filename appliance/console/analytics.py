@@ -23,6 +23,7 @@ from appliance.conversations import routing
 from appliance.console.render import ConsoleRoute, is_htmx, page, see_other
 from appliance.errors import InvalidValue
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import parse_id
 from appliance.web.routes.analytics import DEFAULT_DAYS
 
 router = APIRouter(prefix="/console/analytics", route_class=ConsoleRoute, include_in_schema=False)
@@ -49,11 +50,7 @@ def chosen_range(since: str, until: str) -> tuple[date, date]:
 
 
 def parse_team(value: str) -> int | None:
-    if not value:
-        return None
-    if not value.isdigit():
-        raise InvalidValue("team must be a team's id")
-    return int(value)
+    return parse_id(value, "team")
 
 
 def dashboard_url(first: date, last: date, team_id: int | None) -> str:

@@ -18,6 +18,7 @@ from appliance.conversations.flow import CLOSED_STATUSES
 from appliance.console.render import VIEW_CONVERSATIONS, ConsoleRoute, page, see_other, uncited
 from appliance.errors import NotFound
 from appliance.web.deps import Caller, client_addr, instance, requires, requires_any
+from appliance.web.params import Id, parse_id
 from appliance.web.routes.conversations import (
     assign_to, check_visible, hand_back, handoff_package, publish, reply_as, resolve_for, take_over, viewer,
 )  # fmt: skip
@@ -72,7 +73,7 @@ def _back_to(request: Request, principal: Principal, conversation_id: int, ancho
 
 
 @router.get("")
-def conversation_page(conversation_id: int, request: Request, principal: Principal = requires_any(*VIEW_CONVERSATIONS),
+def conversation_page(conversation_id: Id, request: Request, principal: Principal = requires_any(*VIEW_CONVERSATIONS),
                       use: Annotated[str, Query(max_length=40)] = "") -> Response:  # fmt: skip
     package = handoff_package(request, principal, conversation_id)
     db = instance(request).db
@@ -84,7 +85,7 @@ def conversation_page(conversation_id: int, request: Request, principal: Princip
 
 
 @router.get("/state")
-def state_fragment(conversation_id: int, request: Request,
+def state_fragment(conversation_id: Id, request: Request,
                    principal: Principal = requires_any(*VIEW_CONVERSATIONS)) -> Response:  # fmt: skip
     """The status line and the actions, which console.js refreshes when the conversation changes."""
     conversation = views.conversation(instance(request).db, principal.org_id, conversation_id, viewer(principal))
@@ -92,21 +93,21 @@ def state_fragment(conversation_id: int, request: Request,
 
 
 @router.post("/takeover")
-def takeover(conversation_id: int, request: Request,
+def takeover(conversation_id: Id, request: Request,
              principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> Response:  # fmt: skip
     take_over(request, principal, conversation_id)
     return _back_to(request, principal, conversation_id, "reply")
 
 
 @router.post("/release")
-def release(conversation_id: int, request: Request,
+def release(conversation_id: Id, request: Request,
             principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> Response:  # fmt: skip
     hand_back(request, principal, conversation_id)
     return _back_to(request, principal, conversation_id)
 
 
 @router.post("/reply")
-def reply(conversation_id: int, request: Request, text: Annotated[str, Form(max_length=20_000)],
+def reply(conversation_id: Id, request: Request, text: Annotated[str, Form(max_length=20_000)],
           client_id: Annotated[str, Form(min_length=1, max_length=100)],
           principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> Response:  # fmt: skip
     reply_as(request, principal, conversation_id, text, client_id)  # a resubmitted form has the same client id
@@ -114,21 +115,21 @@ def reply(conversation_id: int, request: Request, text: Annotated[str, Form(max_
 
 
 @router.post("/resolve")
-def resolve(conversation_id: int, request: Request, principal: Principal = requires(P.MARK_RESOLVED)) -> Response:
+def resolve(conversation_id: Id, request: Request, principal: Principal = requires(P.MARK_RESOLVED)) -> Response:
     resolve_for(request, Caller(None, principal), conversation_id, close=False)
     return _back_to(request, principal, conversation_id)
 
 
 @router.post("/assign")
-def assign(conversation_id: int, request: Request, agent_id: Annotated[str, Form(max_length=20)],
+def assign(conversation_id: Id, request: Request, agent_id: Annotated[str, Form(max_length=20)],
            principal: Principal = requires(P.ASSIGN_CONVERSATIONS)) -> Response:  # fmt: skip
     """agent_id: a user id, or empty to return the conversation to its queue."""
-    assign_to(request, principal, conversation_id, int(agent_id) if agent_id.isdigit() else None)
+    assign_to(request, principal, conversation_id, parse_id(agent_id, "agent_id"))
     return _back_to(request, principal, conversation_id)
 
 
 @router.post("/notes")
-def add_note(conversation_id: int, request: Request, body: Annotated[str, Form(max_length=20_000)],
+def add_note(conversation_id: Id, request: Request, body: Annotated[str, Form(max_length=20_000)],
              principal: Principal = requires_any(*VIEW_CONVERSATIONS)) -> Response:  # fmt: skip
     check_visible(request, principal, conversation_id)
     _, events = notes.add_note(instance(request).db, principal.context(client_addr(request)), principal.org_id,
@@ -138,7 +139,7 @@ def add_note(conversation_id: int, request: Request, body: Annotated[str, Form(m
 
 
 @router.post("/read")
-def mark_read(conversation_id: int, request: Request, message_id: Annotated[int, Form(ge=1)],
+def mark_read(conversation_id: Id, request: Request, message_id: Annotated[Id, Form()],
               principal: Principal = requires_any(*VIEW_CONVERSATIONS)) -> Response:  # fmt: skip
     """console.js reports the messages seen while the page is open (the inbox's unread counts)."""
     check_visible(request, principal, conversation_id)

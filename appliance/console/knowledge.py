@@ -25,6 +25,7 @@ from appliance.errors import Conflict, InvalidValue, NotFound, PublishBlocked
 from appliance.knowledge import articles
 from appliance.knowledge.render import render_markdown
 from appliance.web.deps import client_addr, instance, knowledge_changed, requires, requires_any
+from appliance.web.params import Id, Page
 
 router = APIRouter(prefix="/console/knowledge", route_class=ConsoleRoute, include_in_schema=False)
 P = Permission
@@ -55,7 +56,7 @@ def _list_url(filters: dict[str, Any], **changes: Any) -> str:
 def list_page(
     request: Request, principal: Principal = MANAGE_KB, q: Annotated[str, Query(max_length=200)] = "",
     status: Annotated[str, Query(max_length=20)] = "", category: Annotated[str, Query(max_length=120)] = "",
-    tag: Annotated[str, Query(max_length=64)] = "", page_number: Annotated[int, Query(alias="page", ge=1)] = 1,
+    tag: Annotated[str, Query(max_length=64)] = "", page_number: Annotated[Page, Query(alias="page")] = 1,
 ) -> Response:  # fmt: skip
     db = instance(request).db
     found = articles.list_articles(db, principal.org_id, q or None, category or None, tag or None, status or None,
@@ -152,13 +153,13 @@ def _draft_of(article: articles.Article) -> articles.Draft:
 
 
 @router.get("/{article_id}")
-def article_page(article_id: int, request: Request, principal: Principal = MANAGE_KB) -> Response:
+def article_page(article_id: Id, request: Request, principal: Principal = MANAGE_KB) -> Response:
     article = articles.get_article(instance(request).db, principal.org_id, article_id)
     return _editor(request, principal, article, _draft_of(article))
 
 
 @router.post("/{article_id}")
-def save(article_id: int, request: Request, title: Title, expected_version: Annotated[int, Form(ge=1)],
+def save(article_id: Id, request: Request, title: Title, expected_version: Annotated[Id, Form()],
          content: Text = "", category: Short = "", tags: Short = "",
          note: Annotated[str, Form(max_length=200)] = "", principal: Principal = MANAGE_KB) -> Response:  # fmt: skip
     """Save a new version; a save based on an older version than the latest is refused, the text kept on screen."""
@@ -175,7 +176,7 @@ def save(article_id: int, request: Request, title: Title, expected_version: Anno
 
 
 @router.post("/{article_id}/status")
-def set_status(article_id: int, request: Request, status: Annotated[str, Form(max_length=20)],
+def set_status(article_id: Id, request: Request, status: Annotated[str, Form(max_length=20)],
                override: Annotated[bool, Form()] = False, principal: Principal = MANAGE_KB) -> Response:  # fmt: skip
     """Publish, archive or withdraw through the gate; a blocked change shows the golden questions it breaks."""
     inst = instance(request)
@@ -192,7 +193,7 @@ def set_status(article_id: int, request: Request, status: Annotated[str, Form(ma
 
 
 @router.post("/{article_id}/golden")
-def add_golden(article_id: int, request: Request, question: Annotated[str, Form(max_length=golden.MAX_QUESTION_CHARS)],
+def add_golden(article_id: Id, request: Request, question: Annotated[str, Form(max_length=golden.MAX_QUESTION_CHARS)],
                principal: Principal = MANAGE_KB) -> Response:  # fmt: skip
     """A golden question this article must answer."""
     golden.add_golden(instance(request).db, principal.context(client_addr(request)), principal.org_id, question,
@@ -201,13 +202,13 @@ def add_golden(article_id: int, request: Request, question: Annotated[str, Form(
 
 
 @router.post("/{article_id}/golden/{golden_id}/delete")
-def delete_golden(article_id: int, golden_id: int, request: Request, principal: Principal = MANAGE_KB) -> Response:
+def delete_golden(article_id: Id, golden_id: Id, request: Request, principal: Principal = MANAGE_KB) -> Response:
     golden.delete_golden(instance(request).db, principal.context(client_addr(request)), principal.org_id, golden_id)
     return see_other(article_url(article_id, "golden"))
 
 
 @router.post("/{article_id}/golden/run")
-def run_golden(article_id: int, request: Request, principal: Principal = MANAGE_KB) -> Response:
+def run_golden(article_id: Id, request: Request, principal: Principal = MANAGE_KB) -> Response:
     """This article's golden questions against the live knowledge base (nothing changes)."""
     inst = instance(request)
     article = articles.get_article(inst.db, principal.org_id, article_id)

@@ -4,9 +4,7 @@ The same functions and permission as /api/knowledge/{id}/versions, /diff and /re
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from appliance.auth import users
 from appliance.auth.principal import Principal
@@ -14,6 +12,7 @@ from appliance.auth.roles import Permission
 from appliance.console.render import ConsoleRoute, page, see_other
 from appliance.knowledge import articles
 from appliance.web.deps import client_addr, instance, knowledge_changed, requires
+from appliance.web.params import Id
 
 router = APIRouter(prefix="/console/knowledge/{article_id}/versions", route_class=ConsoleRoute,
                    include_in_schema=False)  # fmt: skip
@@ -25,9 +24,9 @@ def versions_url(article_id: int) -> str:
 
 
 @router.get("")
-def versions_page(article_id: int, request: Request, principal: Principal = MANAGE_KB,
-                  old: Annotated[int | None, Query(ge=1)] = None,
-                  new: Annotated[int | None, Query(ge=1)] = None) -> Response:  # fmt: skip
+def versions_page(article_id: Id, request: Request, principal: Principal = MANAGE_KB,
+                  old: Id | None = None,
+                  new: Id | None = None) -> Response:  # fmt: skip
     """Without a choice, the latest version is compared with the one before it."""
     db = instance(request).db
     article = articles.get_article(db, principal.org_id, article_id)
@@ -41,7 +40,7 @@ def versions_page(article_id: int, request: Request, principal: Principal = MANA
 
 
 @router.post("/{version}/restore")
-def restore(article_id: int, version: int, request: Request, principal: Principal = MANAGE_KB) -> Response:
+def restore(article_id: Id, version: Id, request: Request, principal: Principal = MANAGE_KB) -> Response:
     articles.restore_version(instance(request).db, principal.context(client_addr(request)), principal.org_id,
                              article_id, version)  # fmt: skip
     knowledge_changed(request, principal.org_id)

@@ -26,6 +26,7 @@ from appliance.errors import BadInput
 from appliance.knowledge.importers import formats
 from appliance.retrieval import flags
 from appliance.web.deps import client_addr, instance, knowledge_changed, requires
+from appliance.web.params import Id
 from appliance.web.uploads import saved_upload
 
 router = APIRouter(prefix="/console/knowledge", route_class=ConsoleRoute, include_in_schema=False)
@@ -91,10 +92,10 @@ def _review(request: Request, principal: Principal, flag_id: int, decision: flag
 
 
 @router.post("/flags/{flag_id}/approve")
-def approve(flag_id: int, request: Request, principal: Principal = MANAGE_KB) -> Response:
+def approve(flag_id: Id, request: Request, principal: Principal = MANAGE_KB) -> Response:
     return _review(request, principal, flag_id, "approved")
 
 
 @router.post("/flags/{flag_id}/reject")
-def reject(flag_id: int, request: Request, principal: Principal = MANAGE_KB) -> Response:
+def reject(flag_id: Id, request: Request, principal: Principal = MANAGE_KB) -> Response:
     return _review(request, principal, flag_id, "rejected")

@@ -20,6 +20,7 @@ from appliance.console.analytics import parse_day
 from appliance.console.render import ConsoleRoute, is_htmx, page, safe_next, see_other
 from appliance.errors import InvalidValue
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Id
 from appliance.web.routes.conversations import person
 
 router = APIRouter(prefix="/console/reviews", route_class=ConsoleRoute, include_in_schema=False)
@@ -59,7 +60,7 @@ def _row(request: Request, principal: Principal, message_id: int, error: str | N
 @router.get("")
 def reviews_page(request: Request, principal: Principal = requires(P.REVIEW_AI_RESPONSES), review: Text = "",
                  outcome: Text = "", band: Text = "", since: Text = "", until: Text = "",
-                 before: Annotated[int | None, Query(ge=1)] = None) -> Response:  # fmt: skip
+                 before: Id | None = None) -> Response:  # fmt: skip
     wanted = _filter(review, outcome, band, since, until, before)
     db = instance(request).db
     items = reviews.list_replies(db, principal.context(client_addr(request)), principal.org_id, wanted)
@@ -82,7 +83,7 @@ def _done(request: Request, principal: Principal, message_id: int, back: str) ->
 
 
 @router.post("/{message_id}")
-def mark(message_id: int, request: Request, verdict: Annotated[str, Form(max_length=20)],
+def mark(message_id: Id, request: Request, verdict: Annotated[str, Form(max_length=20)],
          reason: Annotated[str, Form(max_length=reviews.MAX_REASON_CHARS)] = "",
          back: Annotated[str, Form(max_length=2000)] = PATH,
          principal: Principal = requires(P.REVIEW_AI_RESPONSES)) -> Response:  # fmt: skip
@@ -98,7 +99,7 @@ def mark(message_id: int, request: Request, verdict: Annotated[str, Form(max_len
 
 
 @router.post("/{message_id}/clear")
-def clear(message_id: int, request: Request, back: Annotated[str, Form(max_length=2000)] = PATH,
+def clear(message_id: Id, request: Request, back: Annotated[str, Form(max_length=2000)] = PATH,
           principal: Principal = requires(P.REVIEW_AI_RESPONSES)) -> Response:  # fmt: skip
     reviews.clear_review(instance(request).db, principal.context(client_addr(request)), principal.org_id, message_id)
     return _done(request, principal, message_id, back)

@@ -9,6 +9,7 @@ typed; nothing is saved.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request, Response
@@ -21,6 +22,7 @@ from appliance.errors import BadInput, InvalidValue
 from appliance.escalation import rules
 from appliance.escalation.triggers import MAX_PATTERN_CHARS, TRIGGER_TYPES
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import MAX_INT, Id, parse_id
 from appliance.web.routes.escalation import MAX_SAMPLE_CHARS
 
 router = APIRouter(prefix="/console/rules", route_class=ConsoleRoute, include_in_schema=False)
@@ -43,7 +45,7 @@ Value = Annotated[str, Form(max_length=MAX_PATTERN_CHARS * 2)]
 
 def _rule_input(name: str, trigger_type: str, trigger_value: str, action: str, target_team_id: str, tag: str,
                 active: bool) -> rules.RuleInput:  # fmt: skip
-    team = int(target_team_id) if target_team_id.isdigit() else None
+    team = parse_id(target_team_id, "target team")
     return rules.RuleInput(name, trigger_type, trigger_value.strip(), action, team, tag.strip() or None, None, active)
 
 
@@ -72,7 +74,7 @@ def rules_page(request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -
 
 
 @router.get("/{rule_id}")
-def edit_page(rule_id: int, request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -> Response:
+def edit_page(rule_id: Id, request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -> Response:
     rule = rules.get_rule(instance(request).db, principal.org_id, rule_id)
     return _page(request, principal, editing=rule_id, form=_form_values(rule))
 
@@ -135,6 +137,8 @@ def _number(raw: str, what: str, high: float | None = None) -> float | None:
         value = float(raw)
     except ValueError:
         raise InvalidValue(f"{what}: {raw!r} is not a number") from None
+    if not math.isfinite(value):  # float() reads "inf" and "nan", which int() refuses
+        raise InvalidValue(f"{what}: {raw!r} is not a number")
     if value < 0 or (high is not None and value > high):
         raise InvalidValue(f"{what}: must be from 0 to {high:g}" if high is not None else f"{what}: must be 0 or more")
     return value
@@ -144,11 +148,13 @@ def _whole(raw: str, what: str, high: int | None = None) -> int | None:
     value = _number(raw, what, high)
     if value is not None and value != int(value):
         raise InvalidValue(f"{what}: must be a whole number")
+    if value is not None and int(value) > MAX_INT:
+        raise InvalidValue(f"{what}: must be at most {MAX_INT}")
     return None if value is None else int(value)
 
 
 @router.post("/{rule_id}")
-def update(rule_id: int, request: Request, name: Text, trigger_type: Annotated[str, Form(max_length=40)],
+def update(rule_id: Id, request: Request, name: Text, trigger_type: Annotated[str, Form(max_length=40)],
            trigger_value: Value = "", action: Annotated[str, Form(max_length=40)] = "escalate",
            target_team_id: Annotated[str, Form(max_length=20)] = "", tag: Annotated[str, Form(max_length=200)] = "",
            active: Annotated[bool, Form()] = False,
@@ -158,7 +164,7 @@ def update(rule_id: int, request: Request, name: Text, trigger_type: Annotated[s
 
 
 @router.post("/{rule_id}/active")
-def set_active(rule_id: int, request: Request, active: Annotated[bool, Form()],
+def set_active(rule_id: Id, request: Request, active: Annotated[bool, Form()],
                principal: Principal = CONFIGURE_ESCALATIONS) -> Response:  # fmt: skip
     db = instance(request).db
     rule = rules.get_rule(db, principal.org_id, rule_id)
@@ -168,7 +174,7 @@ def set_active(rule_id: int, request: Request, active: Annotated[bool, Form()],
 
 
 @router.post("/{rule_id}/move")
-def move(rule_id: int, request: Request, direction: Annotated[Literal["up", "down"], Form()],
+def move(rule_id: Id, request: Request, direction: Annotated[Literal["up", "down"], Form()],
          principal: Principal = CONFIGURE_ESCALATIONS) -> Response:  # fmt: skip
     """One place earlier or later in the evaluation order (the first cannot go up, nor the last down)."""
     db = instance(request).db

@@ -19,9 +19,10 @@ from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.console.render import ConsoleRoute, page, see_other
 from appliance.conversations import widget as widget_keys
-from appliance.errors import BadInput, NotFound
+from appliance.errors import BadInput, InvalidValue, NotFound
 from appliance.inference import registry
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Id, parse_id
 from appliance.webhooks import manage
 from appliance.widget.routes import HOST_CSP, built, snippet
 
@@ -109,16 +110,16 @@ def save_settings(request: Request, answer_threshold: Annotated[str, Form(max_le
     changes: dict[str, Any] = {"name": name, "timezone": timezone, "support_email": support_email}
     changes = {k: v.strip() for k, v in changes.items() if v.strip()}
     threshold = answer_threshold.strip()
-    if not threshold.isdigit() or not 0 <= int(threshold) <= 100:
+    if not (threshold.isascii() and threshold.isdigit()) or not 0 <= int(threshold) <= 100:
         return _page(request, principal, status=422, error="answer_threshold: a whole number from 0 to 100")
     changes["answer_threshold"] = int(threshold)
     if emergency_terms is not None:  # one phrase a line
         changes["emergency_terms"] = [line.strip() for line in emergency_terms.splitlines() if line.strip()]
     if emergency_article_id is not None:
-        wanted = emergency_article_id.strip()
-        if wanted and not wanted.isdigit():
+        try:
+            changes["emergency_article_id"] = parse_id(emergency_article_id, "emergency_article_id")
+        except InvalidValue:
             return _page(request, principal, status=422, error="emergency_article_id: an article number, or empty")
-        changes["emergency_article_id"] = int(wanted) if wanted else None
     if answer_while_waiting is not None:
         if answer_while_waiting not in ("on", "off"):
             return _page(request, principal, status=422, error="answer_while_waiting: on or off")
@@ -148,7 +149,7 @@ def create_key(request: Request, principal: Principal = MANAGE_SETTINGS) -> Resp
 
 
 @router.post("/widget-keys/{key_id}/theme")
-def set_theme(key_id: int, request: Request, primary_color: Annotated[str, Form(max_length=7)] = "",
+def set_theme(key_id: Id, request: Request, primary_color: Annotated[str, Form(max_length=7)] = "",
               text_color: Annotated[str, Form(max_length=7)] = "", position: Annotated[str, Form(max_length=20)] = "",
               title: Annotated[str, Form(max_length=80)] = "", launcher_text: Annotated[str, Form(max_length=40)] = "",
               greeting: Annotated[str, Form(max_length=300)] = "", logo_url: Short = "",
@@ -163,13 +164,13 @@ def set_theme(key_id: int, request: Request, primary_color: Annotated[str, Form(
 
 
 @router.post("/widget-keys/{key_id}/revoke")
-def revoke_key(key_id: int, request: Request, principal: Principal = MANAGE_SETTINGS) -> Response:
+def revoke_key(key_id: Id, request: Request, principal: Principal = MANAGE_SETTINGS) -> Response:
     widget_keys.revoke_key(instance(request).db, principal.context(client_addr(request)), principal.org_id, key_id)
     return see_other(PATH)
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/redeliver")
-def redeliver(delivery_id: int, request: Request,
+def redeliver(delivery_id: Id, request: Request,
               principal: Principal = requires(P.MANAGE_INTEGRATIONS)) -> Response:  # fmt: skip
     """A failed delivery tried again with a fresh set of attempts, as the API's redeliver does."""
     manage.redeliver(instance(request).db, principal.context(client_addr(request)), principal.org_id, delivery_id)

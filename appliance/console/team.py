@@ -20,6 +20,7 @@ from appliance.console.render import ConsoleRoute, page, see_other
 from appliance.conversations import routing
 from appliance.errors import BadInput, Conflict, NotFound
 from appliance.web.deps import client_addr, instance, requires, requires_any
+from appliance.web.params import Id
 from appliance.web.routes.conversations import publish
 
 router = APIRouter(prefix="/console/team", route_class=ConsoleRoute, include_in_schema=False)
@@ -71,7 +72,7 @@ def create_user(request: Request, email: Annotated[str, Form(max_length=320)],
 
 
 @router.post("/users/{user_id}/role")
-def set_role(user_id: int, request: Request, role: Annotated[str, Form(max_length=40)],
+def set_role(user_id: Id, request: Request, role: Annotated[str, Form(max_length=40)],
              principal: Principal = MANAGE_TEAM) -> Response:  # fmt: skip
     try:
         users.set_role(instance(request).db, principal.context(client_addr(request)), principal.org_id, user_id, role)
@@ -81,7 +82,7 @@ def set_role(user_id: int, request: Request, role: Annotated[str, Form(max_lengt
 
 
 @router.post("/users/{user_id}/disable")
-def disable_user(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> Response:
+def disable_user(user_id: Id, request: Request, principal: Principal = MANAGE_TEAM) -> Response:
     """Disabled people cannot sign in, and their sessions end at once."""
     try:
         users.disable_user(instance(request).db, principal.context(client_addr(request)), principal.org_id, user_id)
@@ -91,7 +92,7 @@ def disable_user(user_id: int, request: Request, principal: Principal = MANAGE_T
 
 
 @router.post("/users/{user_id}/mfa-reset")
-def reset_mfa(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> Response:
+def reset_mfa(user_id: Id, request: Request, principal: Principal = MANAGE_TEAM) -> Response:
     """A lost device: their two-step verification is removed (audited) and they set it up again."""
     db = instance(request).db
     try:
@@ -138,7 +139,7 @@ def _save_team(request: Request, principal: Principal, team_id: int | None, name
 
 
 TeamName = Annotated[str, Form(max_length=80)]
-Members = Annotated[list[int], Form()]
+Members = Annotated[list[Id], Form()]
 Zone = Annotated[str, Form(max_length=64)]
 Message = Annotated[str, Form(max_length=1000)]
 Flag = Annotated[bool, Form()]
@@ -153,7 +154,7 @@ def create_team(request: Request, name: TeamName, members: Members = [], timezon
 
 
 @router.post("/teams/{team_id}")
-def update_team(team_id: int, request: Request, name: TeamName, members: Members = [],  # noqa: B006
+def update_team(team_id: Id, request: Request, name: TeamName, members: Members = [],  # noqa: B006
                 timezone: Zone = "", out_of_hours_message: Message = "", is_default: Flag = False,
                 days: dict[str, str] = Depends(day_hours),
                 principal: Principal = MANAGE_EITHER) -> Response:  # fmt: skip
@@ -161,7 +162,7 @@ def update_team(team_id: int, request: Request, name: TeamName, members: Members
 
 
 @router.post("/agents/{user_id}")
-def set_capacity(user_id: int, request: Request, capacity: Annotated[int, Form(ge=0, le=100)],
+def set_capacity(user_id: Id, request: Request, capacity: Annotated[int, Form(ge=0, le=100)],
                  principal: Principal = MANAGE_EITHER) -> Response:  # fmt: skip
     """How many open conversations routing gives the agent at once, as PUT /api/agents/{id} sets it."""
     _, events = instance(request).flow.set_availability(principal.context(client_addr(request)), principal.org_id,
@@ -184,6 +185,6 @@ def create_api_key(request: Request, name: Annotated[str, Form(max_length=100)],
 
 
 @router.post("/apikeys/{key_id}/revoke")
-def revoke_api_key(key_id: int, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> Response:
+def revoke_api_key(key_id: Id, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> Response:
     apikeys.revoke_key(instance(request).db, principal.context(client_addr(request)), principal.org_id, key_id)
     return see_other(f"{PATH}#apikeys")

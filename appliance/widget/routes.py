@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from appliance.auth.principal import Principal
@@ -27,6 +27,7 @@ from appliance.auth.roles import Permission
 from appliance.conversations import widget as keys
 from appliance.errors import NotFound
 from appliance.web.deps import instance, public, requires
+from appliance.web.params import Id
 
 DIST = Path(__file__).resolve().parents[2] / "widget" / "dist"
 VERSION = "v1"
@@ -66,7 +67,7 @@ def widget_script() -> Response:
 
 
 @router.get("/api/widget/snippet", summary="The embed snippet (one script tag with its SRI hash) for a widget key")
-def embed_snippet(request: Request, key_id: int = Query(ge=1),
+def embed_snippet(request: Request, key_id: Id,
                   principal: Principal = requires(Permission.MANAGE_SETTINGS)) -> dict[str, Any]:  # fmt: skip
     key = next((k for k in keys.list_keys(instance(request).db, principal.org_id) if k.id == key_id), None)
     if key is None or key.revoked:

@@ -16,6 +16,7 @@ from appliance.analytics.dashboard import dashboard
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Id
 from appliance.web.routes.conversations import person
 
 router = APIRouter(tags=["analytics"])
@@ -33,7 +34,7 @@ def _range(since: date | None, until: date | None) -> tuple[date, date]:
 @router.get("/api/analytics/dashboard", summary="The organisation's figures over a range of UTC days, from the rollups")
 def get_dashboard(
     request: Request, principal: Principal = requires(P.VIEW_ANALYTICS), since: date | None = None,
-    until: date | None = None, team_id: int | None = Query(default=None, ge=1),
+    until: date | None = None, team_id: Id | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     first, last = _range(since, until)
     return dashboard(instance(request).db, principal.org_id, first, last, team_id).public()
@@ -76,7 +77,7 @@ class ReviewBody(BaseModel):
 
 
 @router.put("/api/messages/{message_id}/review", summary="Label an AI answer correct or incorrect (replaces a label)")
-def set_review(message_id: int, body: ReviewBody, request: Request,
+def set_review(message_id: Id, body: ReviewBody, request: Request,
                principal: Principal = requires(P.REVIEW_AI_RESPONSES)) -> dict[str, Any]:  # fmt: skip
     review = reviews.set_review(instance(request).db, principal.context(client_addr(request)), principal.org_id,
                                 message_id, person(principal), body.verdict, body.reason)  # fmt: skip
@@ -84,7 +85,7 @@ def set_review(message_id: int, body: ReviewBody, request: Request,
 
 
 @router.delete("/api/messages/{message_id}/review", status_code=204, summary="Remove an AI answer's label")
-def clear_review(message_id: int, request: Request, principal: Principal = requires(P.REVIEW_AI_RESPONSES)) -> None:
+def clear_review(message_id: Id, request: Request, principal: Principal = requires(P.REVIEW_AI_RESPONSES)) -> None:
     reviews.clear_review(instance(request).db, principal.context(client_addr(request)), principal.org_id, message_id)
 
 
@@ -93,7 +94,7 @@ def list_reviews(
     request: Request, principal: Principal = requires(P.REVIEW_AI_RESPONSES), unreviewed: bool = False,
     verdict: str | None = None, outcome: str | None = None, band: str | None = None, since: date | None = None,
     until: date | None = None, limit: int = Query(default=100, ge=1, le=reviews.MAX_LIST),
-    before: int | None = Query(default=None, ge=1),
+    before: Id | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     wanted = reviews.ReviewFilter(unreviewed, verdict, outcome, band, since, until, limit, before)
     return reviews.list_replies(instance(request).db, principal.context(client_addr(request)), principal.org_id,

@@ -12,6 +12,7 @@ from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.conversations import chat
 from appliance.web.deps import Caller, client_addr, instance, requires, visitor_or
+from appliance.web.params import Id
 from appliance.web.routes.conversations import publish
 
 router = APIRouter(tags=["answers"])
@@ -20,7 +21,7 @@ router = APIRouter(tags=["answers"])
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: str = Field(min_length=1, description="At most max_message_bytes bytes of UTF-8 (413 above)")
-    conversation_id: int | None = Field(default=None, ge=1)
+    conversation_id: Id | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=100,
                                   description="The sender's id for this message: a resend with it is not stored twice")
 
@@ -53,7 +54,7 @@ def chat_message(body: ChatMessage, request: Request, response: Response,
 
 @router.get("/api/messages/{message_id}/provenance", summary="What produced an AI message")
 def message_provenance(
-    message_id: int, request: Request, principal: Principal = requires(Permission.REVIEW_AI_RESPONSES)
+    message_id: Id, request: Request, principal: Principal = requires(Permission.REVIEW_AI_RESPONSES)
 ) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     return chat.provenance(instance(request).db, ctx, principal.org_id, message_id)
@@ -71,7 +72,7 @@ def knowledge_gaps(
 class GoldenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=golden.MAX_QUESTION_CHARS)
-    expected_article_id: int | None = Field(default=None, description="The article that must answer it; null: must refuse")
+    expected_article_id: Id | None = Field(default=None, description="The article that must answer it; null: must refuse")
 
 
 def _golden_out(g: golden.Golden) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def add_golden(
 
 @router.delete("/api/knowledge/golden/{golden_id}", status_code=204, summary="Remove a golden question")
 def delete_golden(
-    golden_id: int, request: Request, principal: Principal = requires(Permission.MANAGE_KNOWLEDGE_BASE)
+    golden_id: Id, request: Request, principal: Principal = requires(Permission.MANAGE_KNOWLEDGE_BASE)
 ) -> None:
     golden.delete_golden(instance(request).db, principal.context(client_addr(request)), principal.org_id, golden_id)
 

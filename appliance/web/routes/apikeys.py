@@ -12,6 +12,7 @@ from appliance.auth import apikeys
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Id
 
 router = APIRouter(prefix="/api/apikeys", tags=["api keys"])
 MANAGE_INTEGRATIONS = requires(Permission.MANAGE_INTEGRATIONS)
@@ -41,6 +42,6 @@ def create_key(body: NewKey, request: Request, principal: Principal = MANAGE_INT
 
 
 @router.delete("/{key_id}", summary="Revoke an API key")
-def revoke_key(key_id: int, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> dict[str, Any]:
+def revoke_key(key_id: Id, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     return _public(apikeys.revoke_key(instance(request).db, ctx, principal.org_id, key_id))

@@ -20,6 +20,7 @@ from appliance.audit.export import export, normalise_bound
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Count
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 VIEW_AUDIT = requires(Permission.VIEW_AUDIT)
@@ -40,7 +41,7 @@ def events(
     action: str | None = Query(default=None, max_length=80),
     actor: str | None = Query(default=None, max_length=80, description="user:12, apikey:3, cli:root or system"),
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Count = 0,
 ) -> list[dict[str, Any]]:
     return search_events(request, principal, since, until, action, actor, limit, offset)
 

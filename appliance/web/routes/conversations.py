@@ -17,6 +17,7 @@ from appliance.conversations import canned, customers, events, views
 from appliance.conversations.events import Event
 from appliance.errors import Conflict, InvalidValue, NotFound
 from appliance.web.deps import Caller, client_addr, instance, requires, requires_any, visitor_or
+from appliance.web.params import Id
 
 router = APIRouter(tags=["conversations"])
 
@@ -109,9 +110,9 @@ def resolve_for(request: Request, caller: Caller, conversation_id: int, close: b
 @router.get("/api/conversations", summary="Conversations this person may see, newest first (page with before=<last id>)")
 def list_conversations(
     request: Request, principal: Principal = requires_any(*VIEW),
-    status: str | None = None, agent: int | None = Query(default=None, ge=1), sentiment: str | None = None,
-    topic: str | None = None, priority: str | None = None, team: int | None = Query(default=None, ge=1),
-    limit: int = Query(default=100, ge=1, le=500), before: int | None = Query(default=None, ge=1),
+    status: str | None = None, agent: Id | None = None, sentiment: str | None = None,
+    topic: str | None = None, priority: str | None = None, team: Id | None = None,
+    limit: int = Query(default=100, ge=1, le=500), before: Id | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     return views.list_conversations(instance(request).db, principal.org_id, viewer(principal), status=status,
                                     agent_id=agent, sentiment=sentiment, topic=topic, priority=priority,
@@ -119,7 +120,7 @@ def list_conversations(
 
 
 @router.get("/api/conversations/{conversation_id}", summary="A conversation with its handoff package")
-def get_conversation(conversation_id: int, request: Request,
+def get_conversation(conversation_id: Id, request: Request,
                      principal: Principal = requires_any(*VIEW)) -> dict[str, Any]:  # fmt: skip
     return handoff_package(request, principal, conversation_id)
 
@@ -127,11 +128,11 @@ def get_conversation(conversation_id: int, request: Request,
 class EscalateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="escalated by staff", min_length=1, max_length=500)
-    team_id: int | None = Field(default=None, ge=1)
+    team_id: Id | None = None
 
 
 @router.post("/api/conversations/{conversation_id}/escalate", summary="Hand a conversation to a person")
-def escalate(conversation_id: int, body: EscalateBody, request: Request,
+def escalate(conversation_id: Id, body: EscalateBody, request: Request,
              principal: Principal = requires_any(P.RESPOND_TO_CUSTOMERS, P.ASSIGN_CONVERSATIONS)) -> dict[str, Any]:  # fmt: skip
     check_visible(request, principal, conversation_id)
     inst = instance(request)
@@ -148,14 +149,14 @@ def conversation_state(request: Request, org_id: int, conversation_id: int) -> d
 
 
 @router.post("/api/conversations/{conversation_id}/takeover", summary="Take the conversation over from the assistant")
-def takeover(conversation_id: int, request: Request,
+def takeover(conversation_id: Id, request: Request,
              principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
     take_over(request, principal, conversation_id)
     return conversation_state(request, principal.org_id, conversation_id)
 
 
 @router.post("/api/conversations/{conversation_id}/release", summary="Hand the conversation back to the assistant")
-def release(conversation_id: int, request: Request,
+def release(conversation_id: Id, request: Request,
             principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
     hand_back(request, principal, conversation_id)
     return conversation_state(request, principal.org_id, conversation_id)
@@ -168,7 +169,7 @@ class ReplyBody(BaseModel):
 
 
 @router.post("/api/conversations/{conversation_id}/messages", status_code=201, summary="Reply to the customer")
-def reply(conversation_id: int, body: ReplyBody, request: Request, response: Response,
+def reply(conversation_id: Id, body: ReplyBody, request: Request, response: Response,
           principal: Principal = requires(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
     message_id, duplicate = reply_as(request, principal, conversation_id, body.text, body.client_id)
     if duplicate:
@@ -178,11 +179,11 @@ def reply(conversation_id: int, body: ReplyBody, request: Request, response: Res
 
 class AssignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    agent_id: int | None = Field(description="The agent; null returns the conversation to its queue")
+    agent_id: Id | None = Field(description="The agent; null returns the conversation to its queue")
 
 
 @router.post("/api/conversations/{conversation_id}/assign", summary="Assign a conversation to an agent")
-def assign(conversation_id: int, body: AssignBody, request: Request,
+def assign(conversation_id: Id, body: AssignBody, request: Request,
            principal: Principal = requires(P.ASSIGN_CONVERSATIONS)) -> dict[str, Any]:  # fmt: skip
     assign_to(request, principal, conversation_id, body.agent_id)
     return conversation_state(request, principal.org_id, conversation_id)
@@ -194,7 +195,7 @@ class PriorityBody(BaseModel):
 
 
 @router.put("/api/conversations/{conversation_id}/priority", summary="Set a conversation's priority")
-def set_priority(conversation_id: int, body: PriorityBody, request: Request,
+def set_priority(conversation_id: Id, body: PriorityBody, request: Request,
                  principal: Principal = requires(P.ASSIGN_CONVERSATIONS)) -> dict[str, Any]:  # fmt: skip
     instance(request).flow.set_priority(principal.context(client_addr(request)), principal.org_id, conversation_id,
                                         body.priority)  # fmt: skip
@@ -207,7 +208,7 @@ class ResolveBody(BaseModel):
 
 
 @router.post("/api/conversations/{conversation_id}/resolve", summary="Mark a conversation resolved")
-def resolve(conversation_id: int, request: Request, body: ResolveBody | None = None,
+def resolve(conversation_id: Id, request: Request, body: ResolveBody | None = None,
             caller: Caller = visitor_or(P.MARK_RESOLVED)) -> dict[str, Any]:  # fmt: skip
     resolve_for(request, caller, conversation_id, close=bool(body and body.close))
     return conversation_state(request, caller.org_id, conversation_id)
@@ -220,7 +221,7 @@ class CsatBody(BaseModel):
 
 
 @router.post("/api/conversations/{conversation_id}/csat", summary="The customer rates a resolved conversation")
-def csat(conversation_id: int, body: CsatBody, request: Request,
+def csat(conversation_id: Id, body: CsatBody, request: Request,
          caller: Caller = visitor_or(P.RESPOND_TO_CUSTOMERS)) -> dict[str, Any]:  # fmt: skip
     events = instance(request).flow.csat(
         caller.context(client_addr(request)), caller.org_id, conversation_id,
@@ -231,7 +232,7 @@ def csat(conversation_id: int, body: CsatBody, request: Request,
 
 
 @router.get("/api/customers/{customer_id}/history", summary="A customer's profile and conversations")
-def customer_history(customer_id: int, request: Request,
+def customer_history(customer_id: Id, request: Request,
                      principal: Principal = requires(P.VIEW_CUSTOMER_HISTORY)) -> dict[str, Any]:  # fmt: skip
     return customers.history(instance(request).db, principal.context(client_addr(request)), principal.org_id,
                              customer_id)  # fmt: skip
@@ -243,7 +244,7 @@ class ValueBody(BaseModel):
 
 
 @router.put("/api/customers/{customer_id}/value", summary="Set a customer's lifetime value (for routing rules)")
-def customer_value(customer_id: int, body: ValueBody, request: Request,
+def customer_value(customer_id: Id, body: ValueBody, request: Request,
                    principal: Principal = requires(P.MANAGE_AGENTS)) -> dict[str, Any]:  # fmt: skip
     return customers.set_lifetime_value(instance(request).db, principal.org_id, customer_id,
                                         body.lifetime_value).public()  # fmt: skip

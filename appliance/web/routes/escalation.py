@@ -14,6 +14,7 @@ from appliance.auth.roles import Permission
 from appliance.escalation import rules
 from appliance.escalation.triggers import MAX_PATTERN_CHARS
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Count, Id, Int
 
 router = APIRouter(prefix="/api/escalation-rules", tags=["escalation"])
 CONFIGURE_ESCALATIONS = requires(Permission.CONFIGURE_ESCALATIONS)
@@ -24,14 +25,14 @@ class RuleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=1000)
     trigger_type: str = Field(max_length=40)
-    trigger_value: Annotated[str, Field(max_length=MAX_PATTERN_CHARS * 2)] | int | float = Field(
+    trigger_value: Annotated[str, Field(max_length=MAX_PATTERN_CHARS * 2)] | Int | float = Field(
         default="", description="sentiment/confidence 0-100, customer_value, repeated_failure N, a keyword regex, "
         "a topic, or extra phrases (a regex) for customer_request",
     )  # fmt: skip
     action: str = Field(default="escalate", max_length=40)
-    target_team_id: int | None = None
+    target_team_id: Id | None = None
     tag: str | None = Field(default=None, max_length=200)
-    priority: int | None = Field(default=None, description="Lower runs first; null: last on create, kept on edit")
+    priority: Int | None = Field(default=None, description="Lower runs first; null: last on create, kept on edit")
     active: bool = True
 
     def to_input(self) -> rules.RuleInput:
@@ -50,7 +51,7 @@ class SampleBody(BaseModel):
     topic: str | None = Field(default=None, max_length=200)
     customer_value: float = Field(default=0.0, ge=0)
     confidence: int | None = Field(default=None, ge=0, le=100)
-    failed_attempts: int = Field(default=0, ge=0)
+    failed_attempts: Count = 0
     human_requested: bool = False
 
 
@@ -60,7 +61,7 @@ class RuleTrial(RuleBody):
 
 class Order(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] = Field(max_length=rules.MAX_RULES)
+    ids: list[Id] = Field(max_length=rules.MAX_RULES)
 
 
 @router.get("", summary="The organisation's escalation rules, in the order they are evaluated")
@@ -88,18 +89,18 @@ def try_rule(body: RuleTrial, request: Request, principal: Principal = CONFIGURE
 
 
 @router.get("/{rule_id}", summary="One escalation rule")
-def get_rule(rule_id: int, request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -> dict[str, Any]:
+def get_rule(rule_id: Id, request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -> dict[str, Any]:
     return asdict(rules.get_rule(instance(request).db, principal.org_id, rule_id))
 
 
 @router.put("/{rule_id}", summary="Replace an escalation rule's fields")
 def update_rule(
-    rule_id: int, body: RuleBody, request: Request, principal: Principal = CONFIGURE_ESCALATIONS
+    rule_id: Id, body: RuleBody, request: Request, principal: Principal = CONFIGURE_ESCALATIONS
 ) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     return asdict(rules.update_rule(instance(request).db, ctx, principal.org_id, rule_id, body.to_input()))
 
 
 @router.delete("/{rule_id}", status_code=204, summary="Delete an escalation rule")
-def delete_rule(rule_id: int, request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -> None:
+def delete_rule(rule_id: Id, request: Request, principal: Principal = CONFIGURE_ESCALATIONS) -> None:
     rules.delete_rule(instance(request).db, principal.context(client_addr(request)), principal.org_id, rule_id)

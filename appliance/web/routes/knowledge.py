@@ -21,6 +21,7 @@ from appliance.knowledge.render import render_markdown
 from appliance.retrieval import flags
 from appliance.answering import golden
 from appliance.web.deps import client_addr, instance, knowledge_changed, public, requires
+from appliance.web.params import Id, Page
 from appliance.web.uploads import saved_upload
 
 router = APIRouter(tags=["knowledge"])
@@ -40,7 +41,7 @@ class NewArticle(ArticleBody):
 
 
 class ArticleUpdate(ArticleBody):
-    expected_version: int | None = Field(default=None, description="409 when the article moved past this version")
+    expected_version: Id | None = Field(default=None, description="409 when the article moved past this version")
     note: str = Field(default="edited", max_length=200)
 
 
@@ -65,7 +66,7 @@ def list_articles(
     category: str | None = Query(default=None, max_length=120),
     tag: str | None = Query(default=None, max_length=64),
     status: str | None = Query(default=None, max_length=20),
-    page: int = Query(default=1, ge=1),
+    page: Page = 1,
     per_page: int = Query(default=50, ge=1, le=200),
 ) -> dict[str, Any]:
     found = articles.list_articles(instance(request).db, principal.org_id, q, category, tag, status, page, per_page)
@@ -93,7 +94,7 @@ def list_flags(
 
 
 @router.post("/api/knowledge/flags/{flag_id}/approve", summary="Approve a flagged passage: it is indexed next run")
-def approve_flag(flag_id: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+def approve_flag(flag_id: Id, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     flag = flags.review_flag(instance(request).db, ctx, principal.org_id, flag_id, "approved")
     knowledge_changed(request, principal.org_id)
@@ -101,7 +102,7 @@ def approve_flag(flag_id: int, request: Request, principal: Principal = MANAGE_K
 
 
 @router.post("/api/knowledge/flags/{flag_id}/reject", summary="Reject a flagged passage: it stays out of the index")
-def reject_flag(flag_id: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+def reject_flag(flag_id: Id, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     flag = flags.review_flag(instance(request).db, ctx, principal.org_id, flag_id, "rejected")
     knowledge_changed(request, principal.org_id)
@@ -109,14 +110,14 @@ def reject_flag(flag_id: int, request: Request, principal: Principal = MANAGE_KB
 
 
 @router.get("/api/knowledge/{article_id}", summary="One article, its latest version and the rendered HTML")
-def get_article(article_id: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+def get_article(article_id: Id, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     article = articles.get_article(instance(request).db, principal.org_id, article_id)
     return {**_out(article), "html": render_markdown(article.latest.content)}
 
 
 @router.put("/api/knowledge/{article_id}", summary="Save a new version")
 def update_article(
-    article_id: int, body: ArticleUpdate, request: Request, principal: Principal = MANAGE_KB
+    article_id: Id, body: ArticleUpdate, request: Request, principal: Principal = MANAGE_KB
 ) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     article = articles.update_article(
@@ -127,7 +128,7 @@ def update_article(
 
 
 @router.post("/api/knowledge/{article_id}/status", summary="Publish, archive or withdraw to draft")
-def set_status(article_id: int, body: StatusChange, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+def set_status(article_id: Id, body: StatusChange, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     inst = instance(request)
     may_override = Permission.CONFIGURE_AI in principal.permissions  # admins
@@ -138,19 +139,19 @@ def set_status(article_id: int, body: StatusChange, request: Request, principal:
 
 
 @router.get("/api/knowledge/{article_id}/versions", summary="All versions, newest first")
-def versions(article_id: int, request: Request, principal: Principal = MANAGE_KB) -> list[dict[str, Any]]:
+def versions(article_id: Id, request: Request, principal: Principal = MANAGE_KB) -> list[dict[str, Any]]:
     return [asdict(v) for v in articles.list_versions(instance(request).db, principal.org_id, article_id)]
 
 
 @router.get("/api/knowledge/{article_id}/diff", summary="Side-by-side diff of two versions")
 def diff(
-    article_id: int, request: Request, principal: Principal = MANAGE_KB, old: int = Query(ge=1), new: int = Query(ge=1)
+    article_id: Id, old: Id, new: Id, request: Request, principal: Principal = MANAGE_KB
 ) -> dict[str, Any]:
     return articles.diff_versions(instance(request).db, principal.org_id, article_id, old, new)
 
 
 @router.post("/api/knowledge/{article_id}/versions/{version}/restore", summary="Restore a version (as a new one)")
-def restore(article_id: int, version: int, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
+def restore(article_id: Id, version: Id, request: Request, principal: Principal = MANAGE_KB) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     article = articles.restore_version(instance(request).db, ctx, principal.org_id, article_id, version)
     knowledge_changed(request, principal.org_id)
@@ -206,7 +207,7 @@ async def import_articles(request: Request, principal: Principal = MANAGE_KB) ->
     dependencies=[Depends(public)],
     summary="The published version of an article, as a help-centre page",
 )
-def help_article(org_slug: str, article_id: int, request: Request) -> HTMLResponse:
+def help_article(org_slug: str, article_id: Id, request: Request) -> HTMLResponse:
     db = instance(request).db
     org_id = get_org_by_slug(db, org_slug).id
     version = articles.published_version(db, org_id, article_id)

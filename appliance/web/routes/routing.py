@@ -12,6 +12,7 @@ from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.conversations import canned, routing
 from appliance.web.deps import client_addr, instance, requires, requires_any
+from appliance.web.params import Id
 from appliance.web.routes.conversations import person, publish
 
 router = APIRouter(tags=["routing"])
@@ -23,7 +24,7 @@ TAXONOMY = (P.CONFIGURE_ESCALATIONS, P.CONFIGURE_AI)
 class TeamBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=80)
-    members: list[int] = Field(default_factory=list)
+    members: list[Id] = Field(default_factory=list)
     business_hours: dict[str, Any] = Field(default_factory=dict)
     out_of_hours_message: str = Field(default="", max_length=1000)
     is_default: bool = False
@@ -42,7 +43,7 @@ def create_team(body: TeamBody, request: Request, principal: Principal = require
 
 
 @router.put("/api/teams/{team_id}", summary="Change a team")
-def update_team(team_id: int, body: TeamBody, request: Request,
+def update_team(team_id: Id, body: TeamBody, request: Request,
                 principal: Principal = requires_any(*MANAGE)) -> dict[str, Any]:  # fmt: skip
     team = routing.save_team(instance(request).db, principal.context(client_addr(request)), principal.org_id,
                              body.name, body.members, body.business_hours, body.out_of_hours_message, body.is_default,
@@ -51,7 +52,7 @@ def update_team(team_id: int, body: TeamBody, request: Request,
 
 
 @router.delete("/api/teams/{team_id}", status_code=204, summary="Delete a team (its queue joins the organisation's)")
-def delete_team(team_id: int, request: Request, principal: Principal = requires_any(*MANAGE)) -> Response:
+def delete_team(team_id: Id, request: Request, principal: Principal = requires_any(*MANAGE)) -> Response:
     routing.delete_team(instance(request).db, principal.context(client_addr(request)), principal.org_id, team_id)
     return Response(status_code=204)
 
@@ -87,7 +88,7 @@ def set_availability(request: Request, principal: Principal, availability: str |
 
 
 @router.put("/api/agents/{user_id}", summary="Set an agent's capacity or availability")
-def set_agent(user_id: int, body: AvailabilityBody, request: Request,
+def set_agent(user_id: Id, body: AvailabilityBody, request: Request,
               principal: Principal = requires_any(*MANAGE)) -> dict[str, Any]:  # fmt: skip
     agent, events = instance(request).flow.set_availability(principal.context(client_addr(request)),
                                                             principal.org_id, user_id, body.availability,
@@ -100,7 +101,7 @@ class TopicBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=80)
     examples: list[str] = Field(min_length=1, max_length=500)
-    team_id: int | None = Field(default=None, ge=1)
+    team_id: Id | None = None
 
 
 @router.get("/api/topics", summary="Topics, their example questions and the classifier's training")
@@ -118,14 +119,14 @@ def create_topic(body: TopicBody, request: Request, principal: Principal = requi
 
 
 @router.put("/api/topics/{topic_id}", summary="Change a topic")
-def update_topic(topic_id: int, body: TopicBody, request: Request,
+def update_topic(topic_id: Id, body: TopicBody, request: Request,
                  principal: Principal = requires_any(*TAXONOMY)) -> dict[str, Any]:  # fmt: skip
     return asdict(instance(request).topics.save(principal.context(client_addr(request)), principal.org_id, body.name,
                                                 body.examples, body.team_id, topic_id))  # fmt: skip
 
 
 @router.delete("/api/topics/{topic_id}", status_code=204, summary="Delete a topic")
-def delete_topic(topic_id: int, request: Request, principal: Principal = requires_any(*TAXONOMY)) -> Response:
+def delete_topic(topic_id: Id, request: Request, principal: Principal = requires_any(*TAXONOMY)) -> Response:
     instance(request).topics.delete(principal.context(client_addr(request)), principal.org_id, topic_id)
     return Response(status_code=204)
 
@@ -154,6 +155,6 @@ def add_canned(body: CannedBody, request: Request, principal: Principal = requir
 
 
 @router.delete("/api/canned-replies/{reply_id}", status_code=204, summary="Delete a canned reply")
-def delete_canned(reply_id: int, request: Request, principal: Principal = requires(P.MANAGE_AGENTS)) -> Response:
+def delete_canned(reply_id: Id, request: Request, principal: Principal = requires(P.MANAGE_AGENTS)) -> Response:
     canned.delete_reply(instance(request).db, principal.context(client_addr(request)), principal.org_id, reply_id)
     return Response(status_code=204)

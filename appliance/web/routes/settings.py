@@ -12,6 +12,7 @@ from appliance.auth import orgs
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Id
 
 router = APIRouter(prefix="/api/settings", tags=["settings"])
 MANAGE_SETTINGS = requires(Permission.MANAGE_SETTINGS)
@@ -28,7 +29,7 @@ class SettingsUpdate(BaseModel):
     emergency_terms: list[str] | None = Field(
         default=None, max_length=50, description="Extra phrases that make a message urgent (on top of the built-in list)."
     )
-    emergency_article_id: int | None = Field(
+    emergency_article_id: Id | None = Field(
         default=None, description="The article whose passage is the emergency guidance (null: found by its title/tags)."
     )
     answer_while_waiting: StrictBool | None = Field(

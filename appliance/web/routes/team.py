@@ -12,6 +12,7 @@ from appliance.auth import mfa, users
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
 from appliance.web.deps import client_addr, instance, requires
+from appliance.web.params import Id
 
 router = APIRouter(prefix="/api/users", tags=["team"])
 MANAGE_TEAM = requires(Permission.MANAGE_TEAM)
@@ -44,24 +45,24 @@ def create_user(body: NewUser, request: Request, principal: Principal = MANAGE_T
 
 
 @router.get("/{user_id}", summary="One user of the organisation")
-def get_user(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
+def get_user(user_id: Id, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
     return asdict(users.get_member(instance(request).db, principal.org_id, user_id))
 
 
 @router.put("/{user_id}/role", summary="Change a user's role")
-def set_role(user_id: int, body: RoleUpdate, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
+def set_role(user_id: Id, body: RoleUpdate, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     return asdict(users.set_role(instance(request).db, ctx, principal.org_id, user_id, body.role))
 
 
 @router.post("/{user_id}/disable", summary="Disable a user and end their sessions")
-def disable(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
+def disable(user_id: Id, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     return asdict(users.disable_user(instance(request).db, ctx, principal.org_id, user_id))
 
 
 @router.delete("/{user_id}/mfa", summary="Reset a user's two-step verification (a lost device); they enrol again")
-def reset_mfa(user_id: int, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
+def reset_mfa(user_id: Id, request: Request, principal: Principal = MANAGE_TEAM) -> dict[str, Any]:
     inst = instance(request)
     users.get_member(inst.db, principal.org_id, user_id)  # NotFound outside the organisation
     removed = mfa.disable(inst.db, principal.context(client_addr(request)), user_id, reset=True)

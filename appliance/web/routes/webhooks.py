@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.auth.principal import Principal
 from appliance.auth.roles import Permission
+from appliance.web.params import Id
 from appliance.webhooks import manage
 from appliance.webhooks.outbox import EVENTS
 from appliance.web.deps import client_addr, instance, requires
@@ -56,7 +57,7 @@ def create_webhook(body: NewWebhook, request: Request, principal: Principal = MA
 
 @router.put("/{webhook_id}", summary="Change a webhook's URL, events or whether it is active")
 def update_webhook(
-    webhook_id: int, body: WebhookChange, request: Request, principal: Principal = MANAGE_INTEGRATIONS
+    webhook_id: Id, body: WebhookChange, request: Request, principal: Principal = MANAGE_INTEGRATIONS
 ) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     hook = manage.update(instance(request).db, ctx, principal.org_id, webhook_id,
@@ -65,12 +66,12 @@ def update_webhook(
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its delivery log")
-def delete_webhook(webhook_id: int, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> None:
+def delete_webhook(webhook_id: Id, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> None:
     manage.delete(instance(request).db, principal.context(client_addr(request)), principal.org_id, webhook_id)
 
 
 @router.post("/{webhook_id}/rotate-secret", summary="Replace a webhook's signing secret; the new one is shown once")
-def rotate_secret(webhook_id: int, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> dict[str, Any]:
+def rotate_secret(webhook_id: Id, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     hook, secret = manage.rotate_secret(instance(request).db, ctx, principal.org_id, webhook_id)
     return {**_public(hook), "secret": secret}
@@ -78,7 +79,7 @@ def rotate_secret(webhook_id: int, request: Request, principal: Principal = MANA
 
 @router.get("/{webhook_id}/deliveries", summary="A webhook's delivery log, newest first (no payloads)")
 def list_deliveries(
-    webhook_id: int,
+    webhook_id: Id,
     request: Request,
     principal: Principal = MANAGE_INTEGRATIONS,
     limit: int = Query(default=100, ge=1, le=manage.MAX_LOG_ROWS),
@@ -87,7 +88,7 @@ def list_deliveries(
 
 
 @router.post("/deliveries/{delivery_id}/redeliver", summary="Try a failed delivery again, with a fresh set of attempts")
-def redeliver(delivery_id: int, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> dict[str, Any]:
+def redeliver(delivery_id: Id, request: Request, principal: Principal = MANAGE_INTEGRATIONS) -> dict[str, Any]:
     ctx = principal.context(client_addr(request))
     manage.redeliver(instance(request).db, ctx, principal.org_id, delivery_id)
     request.app.state.tasks.deliver_webhooks()

@@ -42,6 +42,7 @@ from appliance.errors import ApplianceError, InvalidValue, NotAuthenticated, Rat
 from appliance.instance import Instance
 from appliance.web.deps import SESSION_COOKIE, anonymous_context, client_addr, instance, public, requires, visitor
 from appliance.web.hub import Hub, Subscriber
+from appliance.web.params import MAX_INT, Count, Id, Int
 from appliance.web.routes.conversations import publish
 
 log = logging.getLogger("appliance.web.widget")
@@ -72,19 +73,19 @@ def create_key(body: KeyBody, request: Request, principal: Principal = requires(
 
 
 @router.put("/api/widget/keys/{key_id}/theme", summary="Set a widget key's theme")
-def set_theme(key_id: int, body: KeyBody, request: Request, principal: Principal = requires(P.MANAGE_SETTINGS)) -> dict[str, Any]:
+def set_theme(key_id: Id, body: KeyBody, request: Request, principal: Principal = requires(P.MANAGE_SETTINGS)) -> dict[str, Any]:
     return _key_out(widget.set_theme(instance(request).db, principal.context(client_addr(request)), principal.org_id,
                                      key_id, body.theme))  # fmt: skip
 
 
 @router.post("/api/widget/keys/{key_id}/rotate-secret", summary="A new identity secret (the old one stops working)")
-def rotate(key_id: int, request: Request, principal: Principal = requires(P.MANAGE_SETTINGS)) -> dict[str, Any]:
+def rotate(key_id: Id, request: Request, principal: Principal = requires(P.MANAGE_SETTINGS)) -> dict[str, Any]:
     secret = widget.rotate_secret(instance(request).db, principal.context(client_addr(request)), principal.org_id, key_id)
     return {"id": key_id, "identity_secret": secret}
 
 
 @router.delete("/api/widget/keys/{key_id}", status_code=204, summary="Revoke a widget key and its sessions")
-def revoke(key_id: int, request: Request, principal: Principal = requires(P.MANAGE_SETTINGS)) -> Response:
+def revoke(key_id: Id, request: Request, principal: Principal = requires(P.MANAGE_SETTINGS)) -> Response:
     widget.revoke_key(instance(request).db, principal.context(client_addr(request)), principal.org_id, key_id)
     return Response(status_code=204)
 
@@ -94,7 +95,7 @@ class IdentityBody(BaseModel):
     user_id: str = Field(min_length=1, max_length=200)
     email: str = Field(default="", max_length=320)
     name: str = Field(default="", max_length=200)
-    timestamp: int
+    timestamp: Int
     signature: str = Field(min_length=64, max_length=64)
 
 
@@ -113,13 +114,13 @@ def start_session(body: SessionBody, request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/chat/conversations/{conversation_id}", summary="The visitor's conversation (after a reload)")
-def visitor_conversation(conversation_id: int, request: Request, after: int = 0,
+def visitor_conversation(conversation_id: Id, request: Request, after: Count = 0,
                          v: Visitor = Depends(visitor)) -> dict[str, Any]:  # fmt: skip
     return views.visitor_view(instance(request).db, v.org_id, conversation_id, v.visitor_id, after)
 
 
 @router.post("/api/chat/conversations/{conversation_id}/human", summary="The customer asks for a person")
-def ask_for_human(conversation_id: int, request: Request, v: Visitor = Depends(visitor)) -> dict[str, Any]:
+def ask_for_human(conversation_id: Id, request: Request, v: Visitor = Depends(visitor)) -> dict[str, Any]:
     events = instance(request).flow.escalate(v.context(client_addr(request)), v.org_id, conversation_id,
                                              "the customer asked for a person", trigger="customer_request",
                                              visitor_id=v.visitor_id)  # fmt: skip
@@ -133,7 +134,7 @@ class FeedbackBody(BaseModel):
 
 
 @router.post("/api/chat/messages/{message_id}/feedback", summary="Thumbs up or down on an answer")
-def feedback(message_id: int, body: FeedbackBody, request: Request, v: Visitor = Depends(visitor)) -> dict[str, Any]:
+def feedback(message_id: Id, body: FeedbackBody, request: Request, v: Visitor = Depends(visitor)) -> dict[str, Any]:
     events = instance(request).flow.feedback(v.context(client_addr(request)), v.org_id, message_id, v.visitor_id,
                                              "up" if body.value == "up" else "down")  # fmt: skip
     publish(request, events)
@@ -157,7 +158,7 @@ def _int(frame: dict[str, Any], name: str, required: bool = True) -> int | None:
     value = frame.get(name)
     if value is None and not required:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
         raise InvalidValue(f"{name} must be a non-negative integer")
     return value
 
