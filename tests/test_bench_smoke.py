@@ -101,8 +101,8 @@ def test_chat_load_bench_relays_every_message_once() -> None:
     assert report["zero_lost_or_duplicated"] and report["ratio"]["relay_p50"] > 0
 
 
-def test_gap_cluster_bench_scores_the_clustering_on_labelled_questions(onnx_dir: Path) -> None:
-    data = ROOT.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
+def test_gap_cluster_bench_scores_the_clustering_on_labelled_questions(onnx_dir: Path, datasets: Path) -> None:
+    data = datasets / "banking77" / "dev.jsonl"
     out = subprocess.run(
         [sys.executable, "bench/gap_clusters.py", "--embedder", str(onnx_dir), "--data", str(data), "--limit", "40",
          "--json"],
@@ -127,10 +127,10 @@ def test_redaction_bench_runs_and_prints_one_json_object() -> None:
         assert "missing" in figures or (figures["messages"] == 20 and figures["messages_per_s"] > 0)
 
 
-def test_smalltalk_and_urgent_benches_run_and_print_one_json_object() -> None:
-    for script in ("bench/smalltalk.py", "bench/urgent.py"):
-        out = subprocess.run([sys.executable, script, "--examples", "1", "--json"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)  # fmt: skip
+def test_smalltalk_and_urgent_benches_run_and_print_one_json_object(datasets: Path) -> None:
+    for script in ("bench/smalltalk.py", "bench/urgent.py"):  # their negatives are the data sets' customer messages
+        out = subprocess.run([sys.executable, script, "--examples", "1", "--data", str(datasets), "--json"], cwd=ROOT,
+                             capture_output=True, text=True, check=True)  # fmt: skip
         report = json.loads(out.stdout)
         assert 0 <= report["false_positive_rate_overall"] <= 1 and report["negative_rows"] > 0
         assert report["recall_overall" if script.endswith("smalltalk.py") else "recall"] > 0
