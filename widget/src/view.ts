@@ -235,7 +235,8 @@ export class View {
     tx.append(render(m.content, (n) => urls[n - 1] || null, (url) => safeUrl(url, this.origin)));
     if (m.role !== "ai") return el;
     if (m.outcome === "refused") {
-      this.links(el, m.suggestions, "suggestions", S.suggestions);
+      // the refusal's own text already leads into the list ("These articles may help:"): no second heading
+      this.links(el, m.suggestions, "suggestions", S.suggestions, false);
       const offer = h("button", { type: "button", "data-part": "human-offer" }, S.human);
       offer.addEventListener("click", () => this.act.human());
       el.append(h("p", { class: "meta" }, S.refused), offer);
@@ -260,7 +261,8 @@ export class View {
   }
 
   /** Article links under a message: its sources, or a refusal's suggestions. Several passages of one article: one link. */
-  private links(el: HTMLElement, items: Message["sources"] | undefined, part: string, label: string): void {
+  private links(el: HTMLElement, items: Message["sources"] | undefined, part: string, label: string,
+    heading = true): void {
     const list = h("ul", { class: "src", "data-part": part, "aria-label": label });
     const seen = new Set<string>();
     for (const s of items || []) {
@@ -269,7 +271,9 @@ export class View {
       seen.add(href);
       list.append(h("li", {}, h("a", { href, target: "_blank", rel: "noopener" }, s.title || href)));
     }
-    if (seen.size) el.append(h("p", { class: "meta", "aria-hidden": "true" }, label), list);
+    if (!seen.size) return;
+    if (heading) el.append(h("p", { class: "meta", "aria-hidden": "true" }, label));
+    el.append(list);
   }
 
   private thumbs(el: HTMLElement, m: Message): void {
