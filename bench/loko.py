@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,12 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from appliance.answering import calibration, features  # noqa: E402
+from appliance.answering import calibration, features, recalibration  # noqa: E402
 from appliance.answering.features import QuestionTerms  # noqa: E402
 from appliance.retrieval.search import ArticleHit, Passage, SearchResult  # noqa: E402
 from appliance.answering.engine import DEFAULT_THRESHOLD  # noqa: E402
 from loko_data import KBS, load  # noqa: E402  # type: ignore[import-not-found]
 
+SEEDS = 5
+MIN_SCORED = 30  # questions left to score, at least, after an organisation's labels are taken
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 # The shipped calibration's features (models/fit_confidence.py), chosen with --select: forward selection over
 # answering/features.py, each step adding the feature that most raises the held-out coverage at precision 0.95
@@ -96,15 +99,35 @@ def fold(rows: list[dict[str, Any]], held: str, names: tuple[str, ...], l2: floa
     return test, [model.probability(r["_values"]) for r in test]
 
 
+def relabelled(test: list[dict[str, Any]], p: list[float], keep: list[int], labelled: int,
+               threshold: float) -> dict[str, float]:  # fmt: skip
+    """The figures after the organisation's recalibration (answering/recalibration.py) from `labelled` of its own
+    questions, drawn at random, scored on the others; the mean over SEEDS draws."""
+    runs = []
+    own = [i for i in keep if not test[i]["oos"]]
+    for seed in range(SEEDS):
+        drawn = list(own)
+        random.Random(seed).shuffle(drawn)
+        picked = set(drawn[:labelled])
+        adjustment = recalibration.fit([(round(100 * p[i]), bool(test[i]["_correct"])) for i in picked], "bench")
+        rest = [i for i in keep if i not in picked]
+        runs.append(figures([test[i] for i in rest], [adjustment.apply(round(100 * p[i])) / 100 for i in rest],
+                            threshold))  # fmt: skip
+    return {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+
+
 def run(rows: list[dict[str, Any]], names: tuple[str, ...], l2: float, threshold: float,
-        with_oos: bool) -> dict[str, Any]:  # fmt: skip
+        with_oos: bool, labelled: int = 0) -> dict[str, Any]:  # fmt: skip
     out: dict[str, Any] = {}
     for held in KBS:
         if not any(r["kb"] == held for r in rows):
             continue
         test, p = fold(rows, held, names, l2)
         keep = [i for i, r in enumerate(test) if with_oos or not r["oos"]]
-        out[held] = figures([test[i] for i in keep], [p[i] for i in keep], threshold)
+        if labelled and sum(not test[i]["oos"] for i in keep) < labelled + MIN_SCORED:
+            continue  # too few questions left to score after taking the labels
+        out[held] = (relabelled(test, p, keep, labelled, threshold) if labelled
+                     else figures([test[i] for i in keep], [p[i] for i in keep], threshold))  # fmt: skip
     keys = ("precision", "coverage", "refused_unanswerable", "ece", "coverage_at_precision_95", "recall_at_1")
     vals = list(out.values())
     worst = {k: (max if k == "ece" else min)(v[k] for v in vals if not math.isnan(v[k])) for k in keys}
@@ -151,6 +174,8 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD / 100)
     parser.add_argument("--sweep", action="store_true", help="also print the figures at other thresholds")
     parser.add_argument("--select", action="store_true", help="choose the features by forward selection first")
+    parser.add_argument("--labelled", type=int, default=0, help="also report after each KB's own recalibration from "
+                        "this many of its questions (answering/recalibration.py; at least 20)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = [r for r in load(args.work) if r["kb"] in KBS]
@@ -160,6 +185,9 @@ def main() -> None:
         names = select(rows, args.l2, args.threshold)[-1]
     report = {"own questions": run(rows, names, args.l2, args.threshold, False),
               "with out-of-scope": run(rows, names, args.l2, args.threshold, True)}  # fmt: skip
+    if args.labelled:
+        report[f"own questions, recalibrated from {args.labelled} of them (scored on the rest)"] = run(
+            rows, names, args.l2, args.threshold, False, args.labelled)  # fmt: skip
     if args.json:
         print(json.dumps({"features": names, "threshold": args.threshold, **report}, indent=1))
         return

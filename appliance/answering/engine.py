@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.answering import emergency, extractive, features, followup, smalltalk, suggest, templates, urgent
+from appliance.answering import (
+    emergency, extractive, features, followup, recalibration, smalltalk, suggest, templates, urgent,
+)  # fmt: skip
 from appliance.answering.calibration import Calibration
 from appliance.answering.types import Answer, Source, Suggestion
 from appliance.errors import ApplianceError, InvalidValue
@@ -82,7 +84,7 @@ def normalise(question: str) -> str:
 class AnswerEngine:
     def __init__(self, parts: EngineParts) -> None:
         self.parts = parts
-        self._cache: OrderedDict[tuple[int, str, str, int], Answer] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, str, str, int, str], Answer] = OrderedDict()
         self._lock = threading.Lock()
         self._warned = False
 
@@ -115,7 +117,8 @@ class AnswerEngine:
             return screened
         query = followup.resolve(smalltalk.without_opening(question), previous)
         version = self.knowledge_version(org_id)
-        key = (org_id, normalise(query), version, threshold)
+        adjustment = self.adjustment(org_id)  # a recalibration changes every confidence: answers cached before go
+        key = (org_id, normalise(query), version, threshold, repr(adjustment.public()) if adjustment else "")
         if use_cache:
             with self._lock:
                 hit = self._cache.get(key)
@@ -149,10 +152,26 @@ class AnswerEngine:
             return None, []
         q = self.question_terms(org_id, query)
         values = features.compute(q, result)
-        confidence = self.parts.calibration.confidence(values, result.dense_used)
+        raw = self.parts.calibration.confidence(values, result.dense_used)
+        adjustment = self.adjustment(org_id)
+        confidence = adjustment.apply(raw) if adjustment is not None else raw
         threshold = self.parts.threshold(org_id)
         answer = self.extractive(org_id, q, result.articles[0], query, query, threshold, confidence, values, result)
+        self._stamp(answer, raw, adjustment)
         return answer, list(result.articles)
+
+    def adjustment(self, org_id: int) -> recalibration.Adjustment | None:
+        """The organisation's own recalibration of the shipped confidence, if it has one for this calibration."""
+        return recalibration.current(self.parts.org_settings(org_id), self.parts.calibration.version)
+
+    @staticmethod
+    def _stamp(answer: Answer, raw: int, adjustment: recalibration.Adjustment | None) -> Answer:
+        """Provenance: the shipped calibration's confidence and the organisation's adjustment of it (replay and
+        the next recalibration read them)."""
+        answer.provenance["calibrated_confidence"] = raw
+        if adjustment is not None:
+            answer.provenance["adjustment"] = adjustment.public()
+        return answer
 
     def question_terms(self, org_id: int, query: str) -> features.QuestionTerms:
         def frequencies(terms: list[str]) -> tuple[int, dict[str, int]]:
@@ -170,15 +189,19 @@ class AnswerEngine:
         q = self.question_terms(org_id, query)
         values = features.compute(q, result)
         calibration = self.parts.calibration
-        confidence = calibration.confidence(values, result.dense_used) if result.articles else 0
+        raw = calibration.confidence(values, result.dense_used) if result.articles else 0
+        adjustment = self.adjustment(org_id) if result.articles else None
+        confidence = adjustment.apply(raw) if adjustment is not None else raw
         best = result.articles[0] if result.articles else None
         if best is None:
-            return self._refusal(question, query, threshold, "no_match", "refused", values, result, started)
+            out = self._refusal(question, query, threshold, "no_match", "refused", values, result, started)
+            return self._stamp(out, raw, adjustment)
         if confidence < threshold:
             out = self._refusal(question, query, threshold, "low_confidence", "refused", values, result, started)
             out.confidence = confidence
-            return out
+            return self._stamp(out, raw, adjustment)
         answer = self.extractive(org_id, q, best, question, query, threshold, confidence, values, result)
+        self._stamp(answer, raw, adjustment)
         try:
             generator = self.parts.generator()
         except ApplianceError as exc:  # answers stay extractive; the reason is on every answer and logged once
@@ -189,7 +212,7 @@ class AnswerEngine:
                 log.warning("generative answers unavailable; answering extractively",
                             extra={"fields": {"error": exc.message}})  # fmt: skip
         if generator is not None:
-            answer = self._generative(org_id, generator, answer, result, on_delta)
+            answer = self._stamp(self._generative(org_id, generator, answer, result, on_delta), raw, adjustment)
         answer.ms = (time.perf_counter() - started) * 1000
         return answer
 

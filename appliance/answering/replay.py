@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.answering import extractive
+from appliance.answering import extractive, recalibration
 from appliance.answering.calibration import Calibration
 from appliance.answering.engine import article_content
 from appliance.answering.features import QuestionTerms
@@ -56,6 +56,10 @@ def replay(db: Database, calibration: Calibration, org_id: int, message_id: int,
         calibration.sha256 == stored["calibration"]["sha256"]
     )
     replayed_confidence = calibration.confidence(stored["features"], bool(stored.get("dense_used")))
+    adjusted = stored.get("adjustment")
+    if isinstance(adjusted, dict):  # the organisation's recalibration in force then (answering/recalibration.py)
+        replayed_confidence = recalibration.Adjustment(float(adjusted["a"]), float(adjusted["b"]), int(adjusted["n"]),
+                                                       str(adjusted["calibration"])).apply(replayed_confidence)
     if not same_calibration:
         differences.append(f"calibration {stored['calibration']['version']} was used; {calibration.version} is in use")
     elif replayed_confidence != confidence:

@@ -120,6 +120,20 @@ class OrgSettingsChanged(AuditEvent):
 
 
 @dataclass(frozen=True)
+class ConfidenceRecalibrated(AuditEvent):
+    """The organisation's confidence adjustment fitted from its own labels (answering/recalibration.py), or removed
+    (adjustment None)."""
+
+    name: ClassVar[str] = "answers.recalibrated"
+    org_id: int
+    adjustment: dict[str, Any] | None
+
+    @property
+    def target(self) -> str:
+        return f"org:{self.org_id}"
+
+
+@dataclass(frozen=True)
 class UserCreated(AuditEvent):
     name: ClassVar[str] = "user.created"
     user_id: int

@@ -68,3 +68,46 @@ def replay(obj: Obj, message_id: int, org_slug: str, as_json: bool) -> None:
             click.echo(f"  - {line}")
     if not result.identical:
         raise SystemExit(1)
+
+
+@answers.command("recalibrate")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--dry-run", is_flag=True, help="Fit and show the adjustment; store nothing.")
+@click.option("--clear", is_flag=True, help="Remove the organisation's adjustment (the shipped confidence applies).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_obj
+def recalibrate(obj: Obj, org_slug: str, dry_run: bool, clear: bool, as_json: bool) -> None:
+    """Fit the organisation's own adjustment of the shipped confidence from its golden questions (answered now)
+    and its reviewers' verdicts on answers, and store it (audited). Needs at least 20 labels."""
+    from appliance.answering import recalibration
+
+    with opened(obj) as inst:
+        org = get_org_by_slug(inst.db, org_slug)
+        ctx = cli_context(org.id)
+        if clear:
+            if not dry_run:
+                recalibration.save(inst.db, ctx, org.id, None)
+            click.echo(json.dumps({"cleared": not dry_run}) if as_json else
+                       "adjustment removed" if not dry_run else "dry run: nothing removed")  # fmt: skip
+            return
+        engine = inst.answers
+        version = engine.parts.calibration.version
+        golden = recalibration.golden_labels(engine, inst.db, org.id)
+        reviews = recalibration.review_labels(inst.db, org.id, version)
+        adjustment = recalibration.fit(golden + reviews, version)  # fewer than MIN_LABELS: a clear error, exit 2
+        if not dry_run:
+            recalibration.save(inst.db, ctx, org.id, adjustment)
+    labels = golden + reviews
+    right = sum(r for _, r in labels) / len(labels)
+    mean_before = sum(c for c, _ in labels) / len(labels)
+    mean_after = sum(adjustment.apply(c) for c, _ in labels) / len(labels)
+    report = {"golden": len(golden), "reviews": len(reviews), "right_share": round(right, 4),
+              "mean_confidence_before": round(mean_before, 2), "mean_confidence_after": round(mean_after, 2),
+              "adjustment": adjustment.public(), "stored": not dry_run}  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"{len(labels)} labels ({len(golden)} golden questions, {len(reviews)} reviewed answers): "
+               f"{right:.0%} right; mean confidence {mean_before:.1f} -> {mean_after:.1f} (on these same labels)")
+    click.echo(f"adjustment a={adjustment.a:.3f} b={adjustment.b:.3f} against {version}: "
+               + ("stored" if not dry_run else "dry run, not stored"))  # fmt: skip
