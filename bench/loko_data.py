@@ -34,24 +34,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "models"))
 
 from appliance.cli.main import Obj  # noqa: E402  (first: it registers every command module)
 from appliance.answering import features  # noqa: E402
 from appliance.answering.engine import SEARCH_K  # noqa: E402
 from appliance.cli.eval_cmds import Question, kb_instance, read_questions  # noqa: E402
 from appliance.retrieval import lexical  # noqa: E402
+from fit_calibration import oos_questions  # noqa: E402  # type: ignore[import-not-found]
 
 KBS = ("supportbench_emanual", "supportbench_medical", "stackfaq", "demo")
 PASSAGES_KEPT = 3
-
-
-def oos_questions(path: Path, prefix: str) -> list[Question]:
-    out = []
-    for line in path.read_text("utf-8").splitlines():
-        row = json.loads(line) if line.strip() else None
-        if row and row.get("is_oos"):
-            out.append(Question(f"{prefix}-{row['id']}", row["text"], False, ()))
-    return out
 
 
 def sources(datasets: Path, work: Path) -> dict[str, tuple[Path, list[Question]]]:

@@ -22,7 +22,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
 from appliance.answering.smalltalk import detect  # noqa: E402
+from detector_sets import false_positives, print_false_positives, rows  # noqa: E402  # type: ignore[import-not-found]
 
 DATA = ROOT.parent / "shared" / "datasets"
 SMALL_TALK = ("greeting", "goodbye", "thank_you", "are_you_a_bot", "what_is_your_name", "who_made_you",
@@ -33,13 +36,6 @@ QUESTION_SETS = {
     "supportbench_medical_dev": ("supportbench_medical/questions_dev.jsonl", "question"),
 }  # fmt: skip
 DEMO_QUESTIONS = ROOT / "appliance" / "demo_kb" / "questions.jsonl"
-
-
-def rows(file: Path) -> list[dict[str, Any]]:
-    if not file.is_file():
-        return []
-    with file.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
 
 
 def negatives(data: Path) -> dict[str, list[str]]:
@@ -62,17 +58,9 @@ def run(data: Path, examples: int) -> dict[str, Any]:
                           "missed": missed[:examples]}  # fmt: skip
     found = sum(v["rows"] * (v["recall"] or 0) for v in recall.values())
     total = sum(v["rows"] for v in recall.values())
-    false: dict[str, Any] = {}
-    for name, texts in negatives(data).items():
-        hits = [(t, detect(t)) for t in texts]
-        wrong = [f"{kind}: {t}" for t, kind in hits if kind is not None]
-        false[name] = {"rows": len(texts), "false_positives": len(wrong),
-                       "rate": round(len(wrong) / len(texts), 4) if texts else None, "examples": wrong[:examples]}  # fmt: skip
-    negatives_total = sum(v["rows"] for v in false.values())
-    negatives_hit = sum(v["false_positives"] for v in false.values())
+    report = false_positives(negatives(data), lambda t: None if (kind := detect(t)) is None else str(kind), examples)
     return {"intents": list(SMALL_TALK), "recall": recall, "recall_overall": round(found / total, 3) if total else None,
-            "small_talk_rows": total, "false_positives": false, "false_positive_rate_overall":
-            round(negatives_hit / negatives_total, 4) if negatives_total else None, "negative_rows": negatives_total}  # fmt: skip
+            "small_talk_rows": total, **report}
 
 
 def main() -> None:
@@ -91,11 +79,7 @@ def main() -> None:
         for text in got["missed"]:
             print(f"      missed: {text}")
     print(f"recall overall: {report['recall_overall']} of {report['small_talk_rows']} rows")
-    for name, got in report["false_positives"].items():
-        print(f"  {name}: {got['false_positives']} false positives of {got['rows']} (rate {got['rate']})")
-        for text in got["examples"]:
-            print(f"      {text}")
-    print(f"false-positive rate overall: {report['false_positive_rate_overall']} of {report['negative_rows']} rows")
+    print_false_positives(report)
 
 
 if __name__ == "__main__":

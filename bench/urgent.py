@@ -21,7 +21,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
 from appliance.answering.urgent import detect  # noqa: E402
+from detector_sets import false_positives, print_false_positives, rows  # noqa: E402  # type: ignore[import-not-found]
 
 DATA = ROOT.parent / "shared" / "datasets"
 QUESTION_SETS = {
@@ -78,13 +81,6 @@ URGENT_MESSAGES: list[tuple[str, str]] = [
 ]
 
 
-def rows(file: Path) -> list[dict[str, Any]]:
-    if not file.is_file():
-        return []
-    with file.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def run(data: Path, examples: int) -> dict[str, Any]:
     missed = [f"{kind}: {text}" for kind, text in URGENT_MESSAGES if detect(text) is None]
     sets = {name: [str(r[key]) for r in rows(data / path)] for name, (path, key) in QUESTION_SETS.items()}
@@ -92,22 +88,11 @@ def run(data: Path, examples: int) -> dict[str, Any]:
     demo = rows(DEMO_QUESTIONS)
     sets["demo_kb_questions"] = [str(r["question"]) for r in demo if EMERGENCY_ARTICLE not in r["gold_article_ids"]]
     emergencies = [str(r["question"]) for r in demo if EMERGENCY_ARTICLE in r["gold_article_ids"]]
-    false: dict[str, Any] = {}
-    for name, texts in sets.items():
-        wrong = []
-        for text in texts:
-            found = detect(text)
-            if found is not None:
-                wrong.append(f"[{found.phrase}] {text[:160]}")
-        false[name] = {"rows": len(texts), "false_positives": len(wrong),
-                       "rate": round(len(wrong) / len(texts), 4) if texts else None, "examples": wrong[:examples]}  # fmt: skip
-    total = sum(v["rows"] for v in false.values())
-    hit = sum(v["false_positives"] for v in false.values())
+    report = false_positives(sets, lambda t: None if (found := detect(t)) is None else f"[{found.phrase}]", examples)
     return {"urgent_messages": len(URGENT_MESSAGES), "recall": round(1 - len(missed) / len(URGENT_MESSAGES), 3),
             "missed": missed, "demo_emergency_questions": {"rows": len(emergencies),
                                                            "found": sum(detect(t) is not None for t in emergencies)},
-            "false_positives": false, "negative_rows": total,
-            "false_positive_rate_overall": round(hit / total, 4) if total else None}  # fmt: skip
+            **report}  # fmt: skip
 
 
 def main() -> None:
@@ -125,11 +110,7 @@ def main() -> None:
         print(f"    missed: {text}")
     demo = report["demo_emergency_questions"]
     print(f"demo questions answered by the emergencies article: {demo['found']} of {demo['rows']} found urgent")
-    for name, got in report["false_positives"].items():
-        print(f"  {name}: {got['false_positives']} false positives of {got['rows']} (rate {got['rate']})")
-        for text in got["examples"]:
-            print(f"      {text}")
-    print(f"false-positive rate overall: {report['false_positive_rate_overall']} of {report['negative_rows']} rows")
+    print_false_positives(report)
 
 
 if __name__ == "__main__":
