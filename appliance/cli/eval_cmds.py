@@ -267,17 +267,20 @@ def eval_answers(
             times.append((time.perf_counter() - started) * 1000)
             sources = list(dict.fromkeys(ids.get(s.article_id, "") for s in answer.sources))
             best = answer.provenance.get("best") or {}
-            first = sources[0] if answer.answered and sources else ids.get(best.get("article_id", -1), "")
+            # Any reply but a refusal counts as answered (shared/EVALUATION.md): the emergency guidance is judged by
+            # the article it cites, and small talk, which cites none, is wrong when the question had an answer.
+            replied = answer.outcome not in ("refused", "blocked")
+            first = sources[0] if replied and sources else "" if replied else ids.get(best.get("article_id", -1), "")
             right = q.answerable and first in q.gold
             confidences.append(answer.confidence)
             would_be_right.append(right)
-            if answer.answered:
+            if replied:
                 answered += 1
                 answered_correct += right
             elif not q.answerable:
                 refused_unanswerable += 1
-            rows.append({"id": q.id, "answered": answer.answered, "confidence": answer.confidence,
-                         "sources": sources if answer.answered else [], "answer": answer.text,
+            rows.append({"id": q.id, "answered": replied, "confidence": answer.confidence,
+                         "sources": sources if replied else [], "answer": answer.text,
                          "best_article": ids.get(best.get("article_id", -1)), "reason": answer.reason,
                          "query": answer.query})  # fmt: skip
             if number % 50 == 0:
