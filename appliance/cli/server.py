@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -52,6 +54,17 @@ def print_urls(settings: Settings) -> None:
     click.echo(f"sign in:  POST {base}/api/auth/login")
 
 
+DEMO_LOGIN_FILE = "demo-admin-login.txt"
+
+
+def write_login(path: Path, text: str) -> Path:
+    """The demo admin's login in a file only the appliance's user may read, created new (never over another)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
 @cli.command()
 @click.option("--host", help="Listen address (default: the host setting).")
 @click.option("--port", type=int, help="Listen port (default: the port setting).")
@@ -83,7 +96,11 @@ def demo(obj: Obj, host: str | None, port: int | None) -> None:
             inst.db, inst.passwords, cli_context(org.id), org.id, DEMO_ADMIN, password, Role.ADMIN.value, "Demo admin"
         )
         click.echo(f"created {settings.data_dir}")
-        click.echo(f"admin login (shown once): {DEMO_ADMIN} / {password}")
+        if sys.stdout.isatty():
+            click.echo(f"admin login (shown once): {DEMO_ADMIN} / {password}")
+        else:  # under a service manager stdout is a journal, kept and readable by more people than a 0600 file
+            where = write_login(paths.root / DEMO_LOGIN_FILE, f"{DEMO_ADMIN} / {password}\n")
+            click.echo(f"admin login written to {where} (mode 0600): read it, then delete it")
     else:
         inst = open_instance(settings, apply_migrations=True)
         click.echo(f"using {settings.data_dir}; the admin login was printed when it was created")
