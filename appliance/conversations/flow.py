@@ -43,6 +43,7 @@ from appliance.conversations.events import Event
 from appliance.conversations.policy import Decision, NoTriage, Signals, Triage
 from appliance.errors import Conflict, InvalidValue, NotFound, PayloadTooLarge
 from appliance.inference.base import TextScorer
+from appliance.knowledge import articles as knowledge_articles
 from appliance.redaction import Redacted, Redactor
 from appliance.store import Connection, Database, now_iso
 from appliance.webhooks import outbox
@@ -92,6 +93,12 @@ def _answered(conn: Connection, conversation_id: int, message_id: int) -> bool:
                        " AND coalesce(outcome, '') != 'notice' ORDER BY id LIMIT 1",
                        (conversation_id, message_id)).fetchone()  # fmt: skip
     return row is not None and row["role"] != "customer"
+
+
+def _cited_articles(sources: str | None) -> set[int]:
+    """The articles a stored AI message cites (its sources column: a JSON list of sources)."""
+    found = json.loads(sources) if sources else []
+    return {int(s["article_id"]) for s in found if isinstance(s, dict) and isinstance(s.get("article_id"), int)}
 
 
 def _counts(redacted: Redacted) -> str | None:
@@ -725,6 +732,9 @@ class Flow:
             if message["feedback"] == value:
                 return []
             conn.execute("UPDATE messages SET feedback = ? WHERE id = ?", (value, message_id))
+            helpful = (value == "up") - (message["feedback"] == "up")
+            if helpful:
+                knowledge_articles.count_helpful(conn, org_id, _cited_articles(message["sources"]), helpful)
             change = (value == "down") - (message["feedback"] == "down")
             conn.execute("UPDATE conversations SET failed_attempts = max(0, failed_attempts + ?), updated_at = ?"
                          " WHERE id = ?", (change, now, row["id"]))  # fmt: skip

@@ -327,3 +327,11 @@ def facets(db: Database, org_id: int) -> tuple[list[str], list[str]]:
             f"SELECT DISTINCT t.value {joined}, json_each(v.tags) t WHERE a.org_id = ? ORDER BY 1", (org_id,)
         ).fetchall()
     return [str(r[0]) for r in categories], [str(r[0]) for r in tags]
+
+
+def count_helpful(conn: Connection, org_id: int, article_ids: set[int], change: int) -> None:
+    """A customer's thumbs-up on an answer citing these articles (change 1), or taken back (-1). The count is not a
+    change of the article: its updated_at, versions and index stay as they are."""
+    for article_id in sorted(article_ids):
+        conn.execute("UPDATE articles SET helpful = max(0, helpful + ?) WHERE org_id = ? AND id = ?",
+                     (change, org_id, article_id))  # fmt: skip

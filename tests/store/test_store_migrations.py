@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +141,26 @@ def _seed_v14(conn: Connection) -> None:
                  " WHERE org_id = 1")
 
 
+def _seed_v15(conn: Connection) -> None:
+    conn.execute("UPDATE articles SET helpful = 1 WHERE id = 1")
+
+
+def test_thumbs_up_given_before_0015_are_counted_on_the_articles_they_cite(tmp_path: Path) -> None:
+    db = Database.create(tmp_path / "old.db", secrets.token_bytes(32))
+    migrate(db, target=14)
+    with db.write() as conn:
+        for version in range(1, 15):
+            SEEDERS[version](conn)
+        for feedback, cited in [("up", 1), ("up", 1), ("down", 1), ("up", 2), (None, 1)]:
+            conn.execute("INSERT INTO messages (conversation_id, org_id, role, content, outcome, sender, sources,"
+                         " feedback, created_at) VALUES (1, 1, 'ai', 'A', 'answered', 'ai', ?, ?, ?)",
+                         (json.dumps([{"number": 1, "article_id": cited}]), feedback, NOW))  # fmt: skip
+    migrate(db)
+    with db.read() as conn:
+        assert conn.execute("SELECT helpful FROM articles WHERE id = 1").fetchone()[0] == 2
+    db.close()
+
+
 # Data each schema version can hold; a new migration adds its seeder here.
 SEEDERS: dict[int, Callable[[Connection], None]] = {
     1: _seed_v1, 2: _seed_v2, 3: _seed_v3, 4: _seed_v4, 5: _seed_v5, 6: _seed_v6, 7: _seed_v7, 8: _seed_v8,
@@ -148,6 +170,7 @@ SEEDERS: dict[int, Callable[[Connection], None]] = {
     12: _seed_v12,
     13: _seed_v13,
     14: _seed_v14,
+    15: _seed_v15,
 }  # fmt: skip
 
 
